@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * gatherd/lineproto.h - growable byte buffer, InfluxDB line-protocol and
+ * JSON-lines encoding shared by every plugin.
+ *
+ * Line protocol escaping (InfluxDB 1.x/2.x):
+ *   measurement:          comma, space (and a backslash before them) escaped;
+ *   tag keys/values,
+ *   field keys:           comma, equals sign, space escaped;
+ *   string field values:  double quote and backslash escaped, in quotes.
+ * Floats use the shortest text that reads back to the same double; integers
+ * get an "i" suffix, unsigned integers "u". Newlines in names or values
+ * cannot be represented and are refused with GD_EINVAL.
+ */
+#ifndef GATHERD_LINEPROTO_H
+#define GATHERD_LINEPROTO_H
+
+#include <gatherd/batch.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A growable byte buffer. Zero-initialise it (`gd_buf b = {0};`), append,
+ * and release with gd_buf_free(). @data is NUL-terminated when non-NULL. */
+typedef struct gd_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} gd_buf;
+
+/** gd_buf_reserve() - make room for @extra more bytes (+1 for the NUL). */
+GD_EXPORT int gd_buf_reserve(gd_buf *b, size_t extra);
+/** gd_buf_append() - append @len bytes. */
+GD_EXPORT int gd_buf_append(gd_buf *b, const void *data, size_t len);
+/** gd_buf_puts() - append a NUL-terminated string. */
+GD_EXPORT int gd_buf_puts(gd_buf *b, const char *s);
+/** gd_buf_printf() - append printf-formatted text. */
+GD_EXPORT int gd_buf_printf(gd_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** gd_buf_reset() - empty the buffer, keeping its memory. */
+GD_EXPORT void gd_buf_reset(gd_buf *b);
+/** gd_buf_free() - release the memory. Accepts NULL. */
+GD_EXPORT void gd_buf_free(gd_buf *b);
+
+/** Timestamp precision for encoding: the point's ns time is divided. */
+typedef enum gd_precision {
+    GD_PREC_NS = 0,
+    GD_PREC_US = 1,
+    GD_PREC_MS = 2,
+    GD_PREC_S = 3,
+} gd_precision;
+
+/** gd_lp_encode_point() - append one point as a line (with "\n") to @out.
+ * On error nothing is appended and GD_EINVAL names the reason through
+ * *@why (a static string; may be NULL): an empty name, key or tag value, a
+ * newline in a name, a point without fields, a non-finite float. */
+GD_EXPORT int gd_lp_encode_point(gd_buf *out, const gd_point *p, gd_precision prec,
+                                 const char **why);
+
+/** gd_lp_encode_batch() - append every point of @b. Points that cannot be
+ * encoded are skipped; *@skipped (optional) receives their count. */
+GD_EXPORT int gd_lp_encode_batch(gd_buf *out, const gd_batch *b, gd_precision prec,
+                                 size_t *skipped);
+
+/** gd_json_encode_point() - append one point as a JSON object and "\n":
+ * {"measurement":"m","tags":{...},"fields":{...},"time":ns}. Integers are
+ * JSON numbers, strings are escaped (RFC 8259), floats use the shortest
+ * round-tripping text. */
+GD_EXPORT int gd_json_encode_point(gd_buf *out, const gd_point *p);
+
+/** gd_fmt_double() - write the shortest text that parses back to @v into
+ * @dst (at least 32 bytes). Returns the length. @v must be finite. */
+GD_EXPORT size_t gd_fmt_double(char *dst, double v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
