@@ -252,8 +252,10 @@ _Static_assert(sizeof(struct gd_plugin) == 64, "ABI: gd_plugin");
 /** The entry symbol's name, as the loader looks it up. */
 #define GD_PLUGIN_ENTRY_SYMBOL "gd_plugin_entry"
 
-/** Declares the entry point; define it once per plugin:
- *     GD_PLUGIN_ENTRY { return &my_plugin; } */
+/** gd_plugin_entry() - the one symbol a plugin exports; define it once per
+ * plugin with GD_PLUGIN_ENTRY { return &my_plugin; }. The core calls it
+ * once after dlopen(); the descriptor must stay valid while loaded. */
+GD_EXPORT const struct gd_plugin *gd_plugin_entry(void);
 #define GD_PLUGIN_ENTRY GD_EXPORT const struct gd_plugin *gd_plugin_entry(void)
 
 /* ---- services ---------------------------------------------------------- */

@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lineproto.c - InfluxDB line-protocol encoding and the shortest
+ * round-tripping double formatter.
+ *
+ * The reference is InfluxData's Go encoder, which produced the expected text
+ * of tests/data/line-protocol-corpus.json:
+ *   - measurement: ',' and ' ' escaped; tag keys, tag values and field keys:
+ *     ',', '=' and ' ' escaped; any other backslash is written as is;
+ *   - string field values: '"' and '\' escaped, every other byte (newlines
+ *     included) written as is, in double quotes;
+ *   - names (measurement, keys, tag values) holding a control character
+ *     (0x00-0x1f, 0x7f: a newline would end the line) or ending in a
+ *     backslash (it would escape the separator after it) are refused;
+ *   - floats as Go's strconv.FormatFloat(v, 'g', -1, 64): shortest digits,
+ *     exponent form when the decimal exponent is < -4 or >= 6;
+ *   - timestamps divided by the precision, truncating toward zero (Go's /).
+ *
+ * A point is validated and its worst-case size reserved first, then written
+ * straight into the buffer; out->len only moves once the line is complete.
+ */
+#include <gatherd/lineproto.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define F64_MAX_CHARS   32 /* gd_fmt_double() output, NUL included */
+#define I64_MAX_CHARS   21 /* "-9223372036854775808" plus the type suffix */
+#define BOOL_MAX_CHARS  5  /* "false" */
+#define FAST_MAX_DIGITS 15 /* digits the formatter's fast path handles */
+#define SLOW_MIN_DIGITS 15 /* below this, the nearest 15 digits are the shortest */
+#define MAX_DIGITS      17 /* digits that always round-trip a double */
+#define GO_EXP_FORM_AT  6  /* Go's shortest %g: exponent form from 1e+06 */
+
+/* ---- numbers ----------------------------------------------------------- */
+
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* Write the decimal digits of @v; returns the end. */
+static char *put_u64(char *d, uint64_t v)
+{
+    char tmp[20];
+    char *t = tmp + sizeof(tmp);
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        t -= 2;
+        memcpy(t, digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        t -= 2;
+        memcpy(t, digit_pairs + 2 * v, 2);
+    } else {
+        *--t = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof(tmp) - t);
+    memcpy(d, t, n);
+    return d + n;
+}
+
+static char *put_i64(char *d, int64_t v)
+{
+    if (v < 0) {
+        *d++ = '-';
+        return put_u64(d, 0 - (uint64_t)v);
+    }
+    return put_u64(d, (uint64_t)v);
+}
+
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+#define POW10_EXACT_MAX ((int)(sizeof(pow10_exact) / sizeof(pow10_exact[0])) - 1)
+
+/* floor(e * log10(2)) for small |e|, without floating point. */
+static int floor_log10_pow2(int e)
+{
+    /* 78913 / 2^18 ~ log10(2); exact floor for |e| <= 1650. */
+    if (e >= 0)
+        return (int)(((int64_t)e * 78913) >> 18);
+    return -(int)((((int64_t)-e * 78913) + (1 << 18) - 1) >> 18);
+}
+
+/* Decimal digits of @n without trailing zeros into @dig; *@zeros gets the
+ * number of zeros removed. Returns the digit count. */
+static int u64_digits(uint64_t n, char *dig, int *zeros)
+{
+    int z = 0;
+    while (n && n % 10000 == 0) {
+        n /= 10000;
+        z += 4;
+    }
+    while (n && n % 10 == 0) {
+        n /= 10;
+        z++;
+    }
+    *zeros = z;
+    char *end = put_u64(dig, n);
+    return (int)(end - dig);
+}
+
+/*
+ * Fast path for 1e-5 <= v < 1e15 with at most 15 significant digits (the
+ * usual metric: 21.5, 0.001, 1234): n = round(v * 10^k) for the largest k
+ * keeping n below 10^15; if n / 10^k (an exact integer over an exact power
+ * of ten, so one correctly rounded division, as strtod would do) gives v
+ * back, the digits of n are v's shortest: with at most 15 digits no other
+ * decimal of that length lies within half an ulp of v.
+ */
+static int fast_digits(double v, char *dig, int *x)
+{
+    if (!(v >= 1e-5 && v < 1e15))
+        return 0;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    int e2 = (int)((bits >> 52) & 0x7ff) - 1023; /* v is normal here */
+    int k = FAST_MAX_DIGITS - 1 - floor_log10_pow2(e2);
+    if (k > POW10_EXACT_MAX)
+        return 0;
+    double s = v * pow10_exact[k];
+    if (s >= 1e15) {
+        /* floor_log10_pow2() may be one below floor(log10(v)). */
+        if (--k < 0)
+            return 0;
+        s = v * pow10_exact[k];
+        if (s >= 1e15)
+            return 0;
+    }
+    uint64_t n = (uint64_t)(s + 0.5);
+    if (n == 0 || (double)n / pow10_exact[k] != v)
+        return 0;
+    int z;
+    int nd = u64_digits(n, dig, &z);
+    *x = nd - 1 + z - k;
+    return nd;
+}
+
+/* Digits and exponent of a "%.*e" rendering ("d.ddde+XX"), trailing zeros
+ * dropped. Returns the digit count. */
+static int parse_e(const char *s, char *dig, int *x)
+{
+    int nd = 0;
+    for (; *s && *s != 'e'; s++)
+        if (*s >= '0' && *s <= '9')
+            dig[nd++] = *s;
+    *x = *s == 'e' ? atoi(s + 1) : 0;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    return nd;
+}
+
+static bool round_trips(const char *s, double v)
+{
+    return strtod(s, NULL) == v;
+}
+
+/*
+ * Slow path: the nearest 15-, 16- then 17-digit decimals, checked with
+ * strtod. For normal doubles the nearest 15 digits, if they round-trip, are
+ * the shortest once trailing zeros are dropped; subnormals have fewer bits,
+ * so every length is tried. At a power of two the interval below v is half
+ * the one above, so when the nearest 16 digits (below v) fail, the next
+ * 16-digit decimal up may still round-trip.
+ */
+static int slow_digits(double v, char *dig, int *x)
+{
+    char buf[48];
+    bool subnormal = v < DBL_MIN;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    bool pow2 = !subnormal && (bits & ((UINT64_C(1) << 52) - 1)) == 0;
+
+    for (int prec = subnormal ? 1 : SLOW_MIN_DIGITS; prec < MAX_DIGITS; prec++) {
+        snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+        if (round_trips(buf, v))
+            return parse_e(buf, dig, x);
+        if (prec == 16 && pow2) {
+            int e;
+            int nd = parse_e(buf, dig, &e);
+            uint64_t m = 0;
+            for (int i = 0; i < 16; i++)
+                m = m * 10 + (uint64_t)(i < nd ? dig[i] - '0' : 0);
+            m++;
+            if (m == UINT64_C(10000000000000000)) {
+                m /= 10;
+                e++;
+            }
+            snprintf(buf, sizeof(buf), "%" PRIu64 "e%d", m, e - 15);
+            if (round_trips(buf, v)) {
+                int z;
+                nd = u64_digits(m, dig, &z);
+                *x = e;
+                return nd;
+            }
+        }
+    }
+    snprintf(buf, sizeof(buf), "%.*e", MAX_DIGITS - 1, v);
+    return parse_e(buf, dig, x);
+}
+
+/* Lay out digits d1.d2...dn * 10^x the way Go's shortest %g does. */
+static char *layout_g(char *d, const char *dig, int nd, int x)
+{
+    if (x < -4 || x >= GO_EXP_FORM_AT) {
+        *d++ = dig[0];
+        if (nd > 1) {
+            *d++ = '.';
+            memcpy(d, dig + 1, (size_t)nd - 1);
+            d += nd - 1;
+        }
+        *d++ = 'e';
+        *d++ = x < 0 ? '-' : '+';
+        unsigned ex = (unsigned)(x < 0 ? -x : x);
+        if (ex >= 100) {
+            *d++ = (char)('0' + ex / 100);
+            ex %= 100;
+        }
+        memcpy(d, digit_pairs + 2 * ex, 2);
+        return d + 2;
+    }
+    if (x < 0) {
+        *d++ = '0';
+        *d++ = '.';
+        for (int i = 0; i < -x - 1; i++)
+            *d++ = '0';
+        memcpy(d, dig, (size_t)nd);
+        return d + nd;
+    }
+    int ip = x + 1; /* digits before the point */
+    if (nd <= ip) {
+        memcpy(d, dig, (size_t)nd);
+        d += nd;
+        memset(d, '0', (size_t)(ip - nd));
+        return d + (ip - nd);
+    }
+    memcpy(d, dig, (size_t)ip);
+    d += ip;
+    *d++ = '.';
+    memcpy(d, dig + ip, (size_t)(nd - ip));
+    return d + (nd - ip);
+}
+
+size_t gd_fmt_double(char *dst, double v)
+{
+    char *d = dst;
+    if (isnan(v)) {
+        memcpy(d, "NaN", 4);
+        return 3;
+    }
+    if (signbit(v)) {
+        *d++ = '-';
+        v = -v;
+    }
+    if (isinf(v)) {
+        if (d == dst)
+            *d++ = '+';
+        memcpy(d, "Inf", 4);
+        return (size_t)(d - dst) + 3;
+    }
+    if (v == 0) {
+        *d++ = '0';
+        *d = '\0';
+        return (size_t)(d - dst);
+    }
+    char dig[MAX_DIGITS + 8];
+    int x;
+    int nd = fast_digits(v, dig, &x);
+    if (nd == 0)
+        nd = slow_digits(v, dig, &x);
+    d = layout_g(d, dig, nd, x);
+    *d = '\0';
+    return (size_t)(d - dst);
+}
+
+/* ---- escaping ---------------------------------------------------------- */
+
+enum {
+    C_ESC_MEAS = 1, /* escaped in a measurement */
+    C_ESC_KEY = 2,  /* escaped in tag keys, tag values and field keys */
+    C_BAD = 4,      /* cannot appear in a name */
+};
+
+#define BAD4(i) [(i)] = C_BAD, [(i) + 1] = C_BAD, [(i) + 2] = C_BAD, [(i) + 3] = C_BAD
+
+static const unsigned char name_class[256] = {
+    BAD4(0),
+    BAD4(4),
+    BAD4(8),
+    BAD4(12),
+    BAD4(16),
+    BAD4(20),
+    BAD4(24),
+    BAD4(28),
+    [127] = C_BAD,
+    [' '] = C_ESC_MEAS | C_ESC_KEY,
+    [','] = C_ESC_MEAS | C_ESC_KEY,
+    ['='] = C_ESC_KEY,
+};
+
+/* Write the name @s (n > 0) escaped per @mask; NULL if it cannot be one. */
+static char *put_name(char *d, const char *s, size_t n, unsigned mask)
+{
+    if (s[n - 1] == '\\')
+        return NULL;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        unsigned k = name_class[u[i]];
+        if (k) {
+            if (k & C_BAD)
+                return NULL;
+            if (k & mask)
+                *d++ = '\\';
+        }
+        *d++ = (char)u[i];
+    }
+    return d;
+}
+
+static char *put_string_value(char *d, const char *s, size_t n)
+{
+    *d++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            *d++ = '\\';
+        *d++ = s[i];
+    }
+    *d++ = '"';
+    return d;
+}
+
+/* ---- points ------------------------------------------------------------ */
+
+static const int64_t precision_div[] = {
+    [GD_PREC_NS] = 1,
+    [GD_PREC_US] = 1000,
+    [GD_PREC_MS] = 1000000,
+    [GD_PREC_S] = 1000000000,
+};
+
+/* *@acc += @a + 2 * @b, false on overflow. */
+static inline bool grow_bound(size_t *acc, size_t a, size_t b)
+{
+    size_t twice;
+    return !__builtin_mul_overflow(b, 2, &twice) && !__builtin_add_overflow(*acc, a, acc) &&
+           !__builtin_add_overflow(*acc, twice, acc);
+}
+
+/* Validate @p and compute the most bytes its line can take. NULL or a
+ * reason. */
+static const char *line_bound(const gd_point *p, size_t *bound)
+{
+    size_t mlen, ntags, nfields;
+    gd_point_measurement(p, &mlen);
+    const gd_tag *tags = gd_point_tags(p, &ntags);
+    const gd_field *fields = gd_point_fields(p, &nfields);
+    if (mlen == 0)
+        return "empty measurement";
+    if (nfields == 0)
+        return "point has no fields";
+    size_t need = 0;
+    /* measurement, " timestamp\n" */
+    if (!grow_bound(&need, 2 + I64_MAX_CHARS, mlen))
+        return "line too long";
+    for (size_t i = 0; i < ntags; i++) {
+        if (tags[i].key_len == 0)
+            return "empty tag key";
+        if (tags[i].value_len == 0)
+            return "empty tag value";
+        /* ",k=v" */
+        if (!grow_bound(&need, 2, (size_t)tags[i].key_len + tags[i].value_len))
+            return "line too long";
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        const gd_field *f = &fields[i];
+        size_t vmax = 0, vlen = 0;
+        if (f->key_len == 0)
+            return "empty field key";
+        switch (f->type) {
+        case GD_F64:
+            if (!isfinite(f->v.f64))
+                return "non-finite float";
+            vmax = F64_MAX_CHARS;
+            break;
+        case GD_I64:
+        case GD_U64:
+            vmax = I64_MAX_CHARS;
+            break;
+        case GD_BOOL:
+            vmax = BOOL_MAX_CHARS;
+            break;
+        case GD_STR:
+            vmax = 2;
+            vlen = f->v.str.len;
+            break;
+        default:
+            return "unknown field type";
+        }
+        /* ",k=" value */
+        if (!grow_bound(&need, 2 + vmax, f->key_len) || !grow_bound(&need, 0, vlen))
+            return "line too long";
+    }
+    *bound = need;
+    return NULL;
+}
+
+int gd_lp_encode_point(gd_buf *out, const gd_point *p, gd_precision prec, const char **why)
+{
+    const char *reason;
+    int rc = GD_EINVAL;
+    size_t need;
+
+    if (!out || !p) {
+        reason = "no buffer or no point";
+        goto out_fail;
+    }
+    if ((unsigned)prec > GD_PREC_S) {
+        reason = "invalid precision";
+        goto out_fail;
+    }
+    reason = line_bound(p, &need);
+    if (reason)
+        goto out_fail;
+    rc = gd_buf_reserve(out, need);
+    if (rc < 0) {
+        reason = "out of memory";
+        goto out_fail;
+    }
+    rc = GD_EINVAL;
+
+    size_t mlen, ntags, nfields;
+    const char *m = gd_point_measurement(p, &mlen);
+    const gd_tag *tags = gd_point_tags(p, &ntags);
+    const gd_field *fields = gd_point_fields(p, &nfields);
+    char *d = out->data + out->len;
+
+    d = put_name(d, m, mlen, C_ESC_MEAS);
+    if (!d) {
+        reason = "control character or trailing backslash in measurement";
+        goto out_restore;
+    }
+    for (size_t i = 0; i < ntags; i++) {
+        *d++ = ',';
+        d = put_name(d, tags[i].key, tags[i].key_len, C_ESC_KEY);
+        if (!d) {
+            reason = "control character or trailing backslash in tag key";
+            goto out_restore;
+        }
+        *d++ = '=';
+        d = put_name(d, tags[i].value, tags[i].value_len, C_ESC_KEY);
+        if (!d) {
+            reason = "control character or trailing backslash in tag value";
+            goto out_restore;
+        }
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        const gd_field *f = &fields[i];
+        *d++ = i ? ',' : ' ';
+        d = put_name(d, f->key, f->key_len, C_ESC_KEY);
+        if (!d) {
+            reason = "control character or trailing backslash in field key";
+            goto out_restore;
+        }
+        *d++ = '=';
+        switch (f->type) {
+        case GD_F64:
+            d += gd_fmt_double(d, f->v.f64);
+            break;
+        case GD_I64:
+            d = put_i64(d, f->v.i64);
+            *d++ = 'i';
+            break;
+        case GD_U64:
+            d = put_u64(d, f->v.u64);
+            *d++ = 'u';
+            break;
+        case GD_BOOL:
+            if (f->v.b) {
+                memcpy(d, "true", 4);
+                d += 4;
+            } else {
+                memcpy(d, "false", 5);
+                d += 5;
+            }
+            break;
+        default: /* GD_STR; line_bound() refused other types */
+            d = put_string_value(d, f->v.str.ptr, f->v.str.len);
+            break;
+        }
+    }
+    *d++ = ' ';
+    d = put_i64(d, gd_point_time(p) / precision_div[prec]);
+    *d++ = '\n';
+    *d = '\0';
+    out->len = (size_t)(d - out->data);
+    if (why)
+        *why = NULL;
+    return 0;
+
+out_restore:
+    out->data[out->len] = '\0';
+out_fail:
+    if (why)
+        *why = reason;
+    return rc;
+}
+
+int gd_lp_encode_batch(gd_buf *out, const gd_batch *b, gd_precision prec, size_t *skipped)
+{
+    size_t bad = 0;
+    if (skipped)
+        *skipped = 0;
+    if (!out || !b || (unsigned)prec > GD_PREC_S)
+        return GD_EINVAL;
+    size_t start = out->len;
+    size_t n = gd_batch_len(b);
+    for (size_t i = 0; i < n; i++) {
+        int rc = gd_lp_encode_point(out, gd_batch_point(b, i), prec, NULL);
+        if (rc == GD_EINVAL) {
+            bad++;
+            continue;
+        }
+        if (rc < 0) {
+            /* All or nothing on out of memory. */
+            out->len = start;
+            if (out->data)
+                out->data[start] = '\0';
+            return rc;
+        }
+    }
+    if (skipped)
+        *skipped = bad;
+    return 0;
+}

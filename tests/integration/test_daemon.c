@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* End to end: the built gatherd binary with real configs, signals and
+ * files. Checks that points arrive, that reload keeps them flowing, and that
+ * nothing is lost across SIGHUP and SIGTERM. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef GATHERD_BIN
+#error GATHERD_BIN must name the built daemon
+#endif
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+    strcpy(tmpdir, "/tmp/gd-daemon-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    const char *dev = getenv("GATHERD_PLUGIN_PATH"), *tp = getenv("GATHERD_TEST_PLUGINS");
+    cr_assert(dev && tp, "run through meson test (plugin paths unset)");
+    char path[2048];
+    if (!strstr(dev, tp)) {
+        snprintf(path, sizeof(path), "%s:%s", dev, tp);
+        setenv("GATHERD_PLUGIN_PATH", path, 1);
+    }
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmpdir);
+}
+
+TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 120);
+
+static char *tpath(const char *name)
+{
+    static char buf[8][256];
+    static int i;
+    char *p = buf[i++ % 8];
+    snprintf(p, 256, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n)
+        s[0] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Run gatherd with @args, stdout to out.txt and stderr to err.txt; returns
+ * the exit status. */
+static int run_gatherd(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s %s >%s 2>%s", GATHERD_BIN, args, tpath("out.txt"),
+             tpath("err.txt"));
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static pid_t spawn_gatherd(const char *conf)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        freopen(tpath("daemon.out"), "w", stdout);
+        freopen(tpath("daemon.err"), "w", stderr);
+        execl(GATHERD_BIN, GATHERD_BIN, "-f", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 100; i++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void msleep(int ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+/* Sequence numbers "v=<n>i" of every line in @path, in file order. */
+static long *read_seqs(const char *path, size_t *n)
+{
+    char *text = read_file(path);
+    size_t cap = 1024;
+    long *v = malloc(cap * sizeof(*v));
+    *n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *p = strstr(line, " v=");
+        cr_assert_not_null(p, "unexpected line: %s", line);
+        if (*n == cap)
+            v = realloc(v, (cap *= 2) * sizeof(*v));
+        v[(*n)++] = strtol(p + 3, NULL, 10);
+    }
+    free(text);
+    return v;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Check the sorted seqs are exactly lo..hi with no gap and no duplicate. */
+static void assert_contiguous(long *v, size_t n, long lo, const char *what)
+{
+    qsort(v, n, sizeof(*v), cmp_long);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(v[i], lo + (long)i, "%s: expected seq %ld at %zu, found %ld (lost or duplicated)",
+                     what, lo + (long)i, i, v[i]);
+}
+
+/* The shutdown summary line of an instance: "... [output:file/NAME] received=..". */
+static void assert_output_accounting(const char *log, const char *who, long expect_delivered)
+{
+    const char *p = strstr(log, who);
+    cr_assert_not_null(p, "no counters logged for %s:\n%s", who, log);
+    unsigned long rx, dl, dr, rt, er, q;
+    const char *c = strstr(p, "received=");
+    cr_assert_not_null(c);
+    cr_assert_eq(sscanf(c, "received=%lu delivered=%lu dropped=%lu retries=%lu errors=%lu", &rx,
+                        &dl, &dr, &rt, &er),
+                 5);
+    const char *qs = strstr(c, "queued=");
+    cr_assert_not_null(qs);
+    sscanf(qs, "queued=%lu", &q);
+    cr_assert_eq(rx, dl + dr + q, "%s: received %lu != delivered %lu + dropped %lu + queued %lu",
+                 who, rx, dl, dr, q);
+    cr_assert_eq(dr, 0, "%s dropped %lu points", who, dr);
+    cr_assert_eq(q, 0);
+    if (expect_delivered >= 0)
+        cr_assert_eq((long)dl, expect_delivered, "%s delivered %lu, file has %ld", who, dl,
+                     expect_delivered);
+}
+
+static const char *conf_v1 =
+    "global = { interval = 0.05; shutdown_timeout = \"5s\"; log_level = \"info\"; };\n"
+    "inputs = ( { plugin = \"good_input\"; name = \"seq\"; interval = \"20ms\"; count = 7; } );\n"
+    "outputs = ( { plugin = \"file\"; name = \"main\"; path = \"%s\"; batch_points = 50;\n"
+    "              flush_interval = \"50ms\"; } );\n";
+
+static const char *conf_v2 =
+    "global = { interval = 0.05; shutdown_timeout = \"5s\"; log_level = \"info\"; };\n"
+    "inputs = ( { plugin = \"good_input\"; name = \"seq\"; interval = \"20ms\"; count = 7; } );\n"
+    "outputs = ( { plugin = \"file\"; name = \"main\"; path = \"%s\"; batch_points = 13;\n"
+    "              flush_interval = \"30ms\"; },\n"
+    "            { plugin = \"file\"; name = \"second\"; path = \"%s\"; } );\n";
+
+Test(daemon, writes_points_survives_reload_and_loses_nothing_on_sigterm)
+{
+    char conf[2048];
+    const char *cpath = tpath("gatherd.conf");
+    snprintf(conf, sizeof(conf), conf_v1, tpath("main.lp"));
+    write_file(cpath, conf);
+    pid_t pid = spawn_gatherd(cpath);
+    msleep(600);
+    size_t n1;
+    free(read_seqs(tpath("main.lp"), &n1));
+    cr_assert_gt(n1, 20, "points arrive in the file before the reload (%zu)", n1);
+
+    /* Change the main output (drained and restarted) and add a second one;
+     * a burst of SIGHUPs is coalesced. */
+    snprintf(conf, sizeof(conf), conf_v2, tpath("main.lp"), tpath("second.lp"));
+    write_file(cpath, conf);
+    for (int i = 0; i < 5; i++)
+        kill(pid, SIGHUP);
+    msleep(700);
+    kill(pid, SIGHUP); /* unchanged config: everything kept */
+    msleep(300);
+    kill(pid, SIGTERM);
+    int code = wait_exit(pid, 30);
+    char *log = read_file(tpath("daemon.err"));
+    cr_assert_eq(code, 0, "exit code %d; log:\n%s", code, log);
+    cr_assert(strstr(log, "reloaded: 1 instances kept, 2 started, 1 stopped"),
+              "first reload swaps the main output, adds one: %s", log);
+    cr_assert(strstr(log, "reloaded: 3 instances kept, 0 started, 0 stopped"),
+              "second reload keeps everything: %s", log);
+
+    size_t n, n2;
+    long *seqs = read_seqs(tpath("main.lp"), &n);
+    cr_assert_gt(n, n1);
+    assert_contiguous(seqs, n, 0, "main.lp");
+    long last = seqs[n - 1];
+    long *s2 = read_seqs(tpath("second.lp"), &n2);
+    cr_assert_gt(n2, 10, "the added output received points");
+    assert_contiguous(s2, n2, s2[0], "second.lp");
+    cr_assert_eq(s2[n2 - 1], last, "both outputs end with the last point collected");
+    assert_output_accounting(log, "[output:file/second]", (long)n2);
+    free(seqs);
+    free(s2);
+    free(log);
+}
+
+Test(daemon, invalid_config_on_reload_keeps_the_running_one)
+{
+    char conf[2048];
+    const char *cpath = tpath("gatherd.conf");
+    snprintf(conf, sizeof(conf), conf_v1, tpath("main.lp"));
+    write_file(cpath, conf);
+    pid_t pid = spawn_gatherd(cpath);
+    msleep(300);
+    write_file(cpath, "inputs = ( { plugin = \"good_input\"; count = \"many\"; } );\n");
+    kill(pid, SIGHUP);
+    msleep(400);
+    size_t before;
+    free(read_seqs(tpath("main.lp"), &before));
+    msleep(300);
+    size_t after;
+    free(read_seqs(tpath("main.lp"), &after));
+    cr_assert_gt(after, before, "still collecting after a bad reload");
+    kill(pid, SIGTERM);
+    cr_assert_eq(wait_exit(pid, 30), 0);
+    char *log = read_file(tpath("daemon.err"));
+    cr_assert(strstr(log, "option 'count': expected integer"), "%s", log);
+    cr_assert(strstr(log, "still running the previous one"), "%s", log);
+    size_t n;
+    long *seqs = read_seqs(tpath("main.lp"), &n);
+    assert_contiguous(seqs, n, 0, "main.lp");
+    assert_output_accounting(log, "[output:file/main]", (long)n);
+    free(seqs);
+    free(log);
+}
+
+Test(daemon, check_mode_reports_errors_with_file_and_line)
+{
+    const char *cpath = tpath("bad.conf");
+    write_file(cpath, "global = { interval = 5.0; };\n"
+                      "inputs = (\n"
+                      "  { plugin = \"good_input\";\n"
+                      "    cuont = 3; }\n"
+                      ");\n");
+    cr_assert_eq(run_gatherd("-t -c /nonexistent/gatherd.conf"), 1, "a missing file is an error");
+    char args[512];
+    snprintf(args, sizeof(args), "-t -c %s", cpath);
+    cr_assert_eq(run_gatherd(args), 1);
+    char *err = read_file(tpath("err.txt"));
+    char expect[512];
+    snprintf(expect, sizeof(expect), "%s:4: input 'good_input' (plugin good_input): option 'cuont': unknown option",
+             cpath);
+    cr_assert(strstr(err, expect), "expected '%s' in:\n%s", expect, err);
+    cr_assert(strstr(err, "did you mean 'count'"), "%s", err);
+    free(err);
+}
+
+Test(daemon, check_mode_summarises_a_valid_config_and_hides_secrets)
+{
+    const char *cpath = tpath("ok.conf");
+    write_file(cpath, "inputs = ( { plugin = \"good_input\"; name = \"a\"; secret = \"hunter2hunter2\"; } );\n"
+                      "outputs = ( { plugin = \"null\"; } );\n");
+    char args[512];
+    snprintf(args, sizeof(args), "-t -c %s", cpath);
+    cr_assert_eq(run_gatherd(args), 0);
+    char *out = read_file(tpath("out.txt"));
+    cr_assert(strstr(out, "configuration OK: 1 inputs, 0 processors, 1 outputs"), "%s", out);
+    cr_assert(strstr(out, "plugin=good_input"), "%s", out);
+    cr_assert_null(strstr(out, "hunter2"), "a secret leaked: %s", out);
+    free(out);
+}
+
+Test(daemon, once_prints_line_protocol_and_writes_no_output)
+{
+    const char *cpath = tpath("once.conf");
+    char conf[1024];
+    snprintf(conf, sizeof(conf),
+             "inputs = ( { plugin = \"good_input\"; name = \"a\"; count = 3;\n"
+             "             tags = { site = \"lab-a\"; }; },\n"
+             "           { plugin = \"sim\"; name = \"b\"; chambers = 2; } );\n"
+             "outputs = ( { plugin = \"file\"; path = \"%s\"; } );\n",
+             tpath("never.lp"));
+    write_file(cpath, conf);
+    char args[512];
+    snprintf(args, sizeof(args), "--once --input a -c %s", cpath);
+    cr_assert_eq(run_gatherd(args), 0);
+    char *out = read_file(tpath("out.txt"));
+    cr_assert(strstr(out, "t,site=lab-a,src=good v=0i "), "%s", out);
+    cr_assert(strstr(out, "t,site=lab-a,src=good v=2i "), "%s", out);
+    cr_assert_null(strstr(out, "chamber"), "only the named input runs: %s", out);
+    struct stat st;
+    cr_assert_neq(stat(tpath("never.lp"), &st), 0, "--once writes to no output");
+    free(out);
+}
+
+Test(daemon, describe_and_list_plugins)
+{
+    cr_assert_eq(run_gatherd("--describe good_input"), 0);
+    char *out = read_file(tpath("out.txt"));
+    cr_assert(strstr(out, "count"), "%s", out);
+    cr_assert(strstr(out, "Points per collect"), "%s", out);
+    cr_assert(strstr(out, "interval"), "common options are listed: %s", out);
+    free(out);
+    cr_assert_eq(run_gatherd("--list-plugins"), 0);
+    out = read_file(tpath("out.txt"));
+    cr_assert(strstr(out, "sim"), "%s", out);
+    cr_assert(strstr(out, "file"), "%s", out);
+    free(out);
+    cr_assert_eq(run_gatherd("--describe nosuch"), 1);
+    char *err = read_file(tpath("err.txt"));
+    cr_assert(strstr(err, "plugin 'nosuch' not found"), "%s", err);
+    free(err);
+}
