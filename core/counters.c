@@ -49,6 +49,10 @@ void gd__counters_print(const gd__counters *c, FILE *f)
             (unsigned long long)atomic_load(&c->delivered),
             (unsigned long long)gd__dropped(c, NULL), (unsigned long long)atomic_load(&c->retries),
             (unsigned long long)atomic_load(&c->errors));
+    if (atomic_load(&c->overruns))
+        fprintf(f, " overruns=%llu", (unsigned long long)atomic_load(&c->overruns));
+    if (atomic_load(&c->skipped))
+        fprintf(f, " skipped=%llu", (unsigned long long)atomic_load(&c->skipped));
     for (int i = 0; i < GD__MAX_DROP_REASONS; i++) {
         const char *r = atomic_load(&c->drops[i].reason);
         if (r)

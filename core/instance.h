@@ -81,6 +81,7 @@ struct gd__inst {
     atomic_bool stopped; /* no more emits accepted */
     bool job_stopped;
     bool retired; /* removed by a reload: freed once its job stopped */
+    atomic_size_t last_batch_len; /* sizes the next collect's batch */
     /* processors: one process() at a time */
     pthread_mutex_t proc_lock;
     /* outputs */

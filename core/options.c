@@ -814,8 +814,10 @@ static const struct {
     const char *unit;
     double seconds;
 } duration_units[] = {
-    {"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"ms", 1e-3},
-    {"s", 1},     {"m", 60},    {"h", 3600},         {"d", 86400},
+    {"ns", 1e-9},   {"us", 1e-6},    {"\xc2\xb5s", 1e-6}, {"ms", 1e-3},    {"s", 1},
+    {"sec", 1},     {"secs", 1},     {"second", 1},       {"seconds", 1},  {"m", 60},
+    {"min", 60},    {"mins", 60},    {"minute", 60},      {"minutes", 60}, {"h", 3600},
+    {"hour", 3600}, {"hours", 3600}, {"d", 86400},        {"day", 86400},  {"days", 86400},
 };
 
 static bool is_space(char c)

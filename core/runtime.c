@@ -430,7 +430,8 @@ static const struct gd_core_host host = {
 static void collect_run(gd__sched_job *j)
 {
     gd__inst *in = j->ctx;
-    gd_batch *b = gd_batch_new(64);
+    /* Size the batch like the last one, so its arrays never have to grow. */
+    gd_batch *b = gd_batch_new(atomic_load(&in->last_batch_len) + 1);
     if (!b) {
         atomic_fetch_add(&in->cnt.errors, 1);
         return;
@@ -444,6 +445,7 @@ static void collect_run(gd__sched_job *j)
         atomic_store(&in->cnt.last_ok_ns, gd_now_ns());
     }
     atomic_fetch_add(&in->cnt.received, gd_batch_len(b));
+    atomic_store(&in->last_batch_len, gd_batch_len(b));
     submit(in, b, push_deadline(in->rt));
 }
 

@@ -93,12 +93,14 @@ static void on_timer(uv_timer_t *t)
     }
     j->in_burst = false;
     if (j->can_run && !j->can_run(j)) {
+        if (continuous) {
+            /* Nothing is due in continuous mode: wait for room, skip nothing. */
+            arm(j, BLOCKED_RETRY_MS);
+            return;
+        }
         atomic_fetch_add(&j->cnt->skipped, 1);
         gd_log_ratelimited(j->inst, GD_WARN, "collect skipped: outputs are full (block policy)");
-        if (continuous)
-            arm(j, BLOCKED_RETRY_MS);
-        else
-            arm_next(j);
+        arm_next(j);
         return;
     }
     atomic_store(&j->running, true);

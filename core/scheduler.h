@@ -8,7 +8,8 @@
  * the next run starts as soon as the last one finished. A job never runs
  * twice at once: a tick that finds the previous run still going is counted
  * as an overrun (logged once per burst of overruns). A tick for which
- * can_run() says no (outputs full under `block`) is counted as skipped.
+ * can_run() says no (outputs full under `block`) is counted as skipped; a
+ * continuous job just waits for room.
  */
 #ifndef GATHERD_CORE_SCHEDULER_H
 #define GATHERD_CORE_SCHEDULER_H

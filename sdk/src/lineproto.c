@@ -148,6 +148,142 @@ static int fast_digits(double v, char *dig, int *x)
     return nd;
 }
 
+__extension__ typedef unsigned __int128 u128;
+
+static const uint64_t pow5_u64[] = {1ULL,
+                                    5ULL,
+                                    25ULL,
+                                    125ULL,
+                                    625ULL,
+                                    3125ULL,
+                                    15625ULL,
+                                    78125ULL,
+                                    390625ULL,
+                                    1953125ULL,
+                                    9765625ULL,
+                                    48828125ULL,
+                                    244140625ULL,
+                                    1220703125ULL,
+                                    6103515625ULL,
+                                    30517578125ULL,
+                                    152587890625ULL,
+                                    762939453125ULL,
+                                    3814697265625ULL,
+                                    19073486328125ULL,
+                                    95367431640625ULL,
+                                    476837158203125ULL,
+                                    2384185791015625ULL,
+                                    11920928955078125ULL,
+                                    59604644775390625ULL,
+                                    298023223876953125ULL,
+                                    1490116119384765625ULL,
+                                    7450580596923828125ULL};
+
+#define EXACT_MAX_K      ((int)(sizeof(pow5_u64) / sizeof(pow5_u64[0])) - 1)
+#define EXACT_MIN_DIGITS 17 /* the scaled value has at least this many integer digits */
+
+static uint64_t pow10_u64(int j)
+{
+    uint64_t r = 1;
+    while (j-- > 0)
+        r *= 10;
+    return r;
+}
+
+/*
+ * Exact path for normal doubles from about 1e-11 to 1.8e19 (every metric in
+ * practice), in 128-bit integer arithmetic. With v = m * 2^e, scale by 10^k
+ * so that V = v * 10^k has at least 17 integer digits: V, and the bounds of
+ * the interval of reals that read back as v (halfway to the neighbouring
+ * doubles; inclusive when m is even, as strtod rounds ties to even), are
+ * then exact fractions (m * 5^k * 2^(e+k)) over a power of two. Every
+ * decimal of at most 17 digits is an integer at that scale, so the shortest
+ * one is the multiple of the largest power of ten inside the interval, and
+ * of those the nearest to V (ties to even), as Go and Ryu choose.
+ */
+static int exact_digits(double v, char *dig, int *x)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    int be = (int)((bits >> 52) & 0x7ff);
+    uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
+    if (be == 0 || be == 0x7ff)
+        return 0;
+    uint64_t m = frac | (UINT64_C(1) << 52);
+    int e = be - 1075; /* v = m * 2^e */
+    /* floor(log10(v)) or one less: V gets 17 or 18 integer digits. */
+    int k = EXACT_MIN_DIGITS - 1 - floor_log10_pow2(be - 1023);
+    if (k < 0)
+        k = 0;
+    if (k > EXACT_MAX_K)
+        return 0;
+
+    /* Numerators at four times m: the lower bound is a quarter ulp away
+     * when m is a power of two (the double below is closer). */
+    bool inclusive = (m & 1) == 0;
+    uint64_t lower_gap = (frac == 0 && be > 1) ? 1 : 2;
+    u128 f = pow5_u64[k];
+    u128 pv = (u128)(4 * m) * f;
+    u128 pp = (u128)(4 * m + 2) * f;
+    u128 pm = (u128)(4 * m - lower_gap) * f;
+    int t = e - 2 + k; /* value = numerator * 2^t */
+    int q = 0;         /* ... = numerator / 2^q */
+    if (t > 0) {
+        if (t > 8) /* keeps the integer part below 2^64 */
+            return 0;
+        pv <<= t;
+        pp <<= t;
+        pm <<= t;
+    } else {
+        q = -t;
+        if (q > 64) /* 10^18 << q must fit in 128 bits */
+            return 0;
+    }
+    u128 mask = q ? (((u128)1 << q) - 1) : 0;
+    if ((pp >> q) >> 64)
+        return 0;
+
+    /* Integers within the interval: [lo, hi]. */
+    uint64_t lo = (uint64_t)(pm >> q);
+    if ((pm & mask) != 0 || !inclusive)
+        lo++;
+    uint64_t hi = (uint64_t)(pp >> q);
+    if ((pp & mask) == 0 && !inclusive)
+        hi--;
+
+    /* The largest 10^j with a multiple in [lo, hi]: l..h are the
+     * multiples, counted in units of 10^j. */
+    uint64_t l = lo, h = hi;
+    int j = 0;
+    while (h / 10 >= (l + 9) / 10) {
+        h /= 10;
+        l = (l + 9) / 10;
+        j++;
+    }
+    uint64_t c = l;
+    if (h > l) {
+        /* Nearest to V: compare V with (vq + 1/2) * 10^j. */
+        uint64_t p10 = pow10_u64(j);
+        uint64_t vq = (uint64_t)(pv >> q) / p10;
+        u128 mid = ((u128)(2 * vq + 1) * p10) << q;
+        u128 twice_v = pv << 1;
+        if (twice_v < mid)
+            c = vq;
+        else if (twice_v > mid)
+            c = vq + 1;
+        else
+            c = vq % 2 == 0 ? vq : vq + 1;
+        if (c < l)
+            c = l;
+        if (c > h)
+            c = h;
+    }
+    int z;
+    int nd = u64_digits(c, dig, &z);
+    *x = nd - 1 + z + j - k;
+    return nd;
+}
+
 /* Digits and exponent of a "%.*e" rendering ("d.ddde+XX"), trailing zeros
  * dropped. Returns the digit count. */
 static int parse_e(const char *s, char *dig, int *x)
@@ -278,6 +414,8 @@ size_t gd_fmt_double(char *dst, double v)
     char dig[MAX_DIGITS + 8];
     int x;
     int nd = fast_digits(v, dig, &x);
+    if (nd == 0)
+        nd = exact_digits(v, dig, &x);
     if (nd == 0)
         nd = slow_digits(v, dig, &x);
     d = layout_g(d, dig, nd, x);

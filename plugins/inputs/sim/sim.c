@@ -42,14 +42,15 @@ struct sim_cfg {
 /* A drift step is drawn as a 16-bit integer centred on 0: scale it once. */
 #define STEP(max_step) ((max_step) / 32767.5)
 
-/* How one sensor of a chamber behaves: value = base + drift + noise. */
+/* How one sensor of a chamber behaves: value = base + drift + noise. The
+ * ranges keep base +- drift_max +- 3.47 noise_sd inside the sensor's
+ * physical range (humidity 0..100 %, CO2 > 0), so no clamping is needed. */
 struct field_model {
     const char *key;
     double base_lo, base_hi; /* per-chamber base, drawn uniformly at init */
     double drift_step;       /* largest random-walk step per reading, STEP() */
     double drift_max;        /* the walk is clamped to +-drift_max */
     double noise_sd;         /* per-reading noise, roughly gaussian */
-    double lo, hi;           /* physical range of the sensor */
     double scale;            /* resolution is 1/scale (0.01 C ...) */
 };
 
@@ -62,8 +63,6 @@ static const struct field_model models[NFIELDS] = {
                 .drift_step = STEP(0.02),
                 .drift_max = 1.5,
                 .noise_sd = 0.05,
-                .lo = -40.0,
-                .hi = 85.0,
                 .scale = 100.0},
     [F_HUM] = {.key = "humidity_pct",
                .base_lo = 35.0,
@@ -71,8 +70,6 @@ static const struct field_model models[NFIELDS] = {
                .drift_step = STEP(0.05),
                .drift_max = 5.0,
                .noise_sd = 0.3,
-               .lo = 0.0,
-               .hi = 100.0,
                .scale = 10.0},
     [F_PRESS] = {.key = "pressure_hpa",
                  .base_lo = 1008.0,
@@ -80,8 +77,6 @@ static const struct field_model models[NFIELDS] = {
                  .drift_step = STEP(0.02),
                  .drift_max = 3.0,
                  .noise_sd = 0.05,
-                 .lo = 870.0,
-                 .hi = 1085.0,
                  .scale = 100.0},
     [F_CO2] = {.key = "co2_ppm",
                .base_lo = 400.0,
@@ -89,8 +84,6 @@ static const struct field_model models[NFIELDS] = {
                .drift_step = STEP(1.0),
                .drift_max = 80.0,
                .noise_sd = 5.0,
-               .lo = 0.0,
-               .hi = 10000.0,
                .scale = 1.0},
 };
 
@@ -159,24 +152,29 @@ static inline double unit01(uint64_t r)
     return (double)(r >> 11) * 0x1p-53;
 }
 
-/* Approximately N(0, 1) (Irwin-Hall of four 16-bit uniforms, |x| < 3.47). */
+/* Approximately N(0, 1): Irwin-Hall sum of the four 16-bit lanes of @r
+ * (|x| < 3.47), added two lanes at a time. */
 static inline double gauss(uint64_t r)
 {
-    int64_t sum = (int64_t)(r & 0xffff) + (int64_t)((r >> 16) & 0xffff) +
-                  (int64_t)((r >> 32) & 0xffff) + (int64_t)(r >> 48) - 2 * 65535;
+    const uint64_t lanes = 0x0000ffff0000ffffULL;
+    uint64_t pairs = (r & lanes) + ((r >> 16) & lanes);
+    int64_t sum = (int64_t)((pairs & 0xffffffffULL) + (pairs >> 32)) - 2 * 65535;
     return (double)sum * (1.0 / GAUSS4_SD);
 }
 
+/* Written so the compiler emits maxsd/minsd, not branches. */
 static inline double clamp(double v, double lo, double hi)
 {
-    return v < lo ? lo : v > hi ? hi : v;
+    v = v > lo ? v : lo;
+    return v < hi ? v : hi;
 }
 
-/* Round to the sensor's resolution: short, realistic numbers ("21.53"). */
+/* Round to the sensor's resolution: short, realistic numbers ("21.53").
+ * Every model value is positive, so truncating x + 0.5 rounds. The division
+ * (not a multiplication by 1/scale) gives the double nearest the decimal. */
 static inline double quantize(double v, double scale)
 {
-    double x = v * scale;
-    return (double)(int64_t)(x < 0 ? x - 0.5 : x + 0.5) / scale;
+    return (double)(int64_t)(v * scale + 0.5) / scale;
 }
 
 static int64_t mono_ns(void)
@@ -340,15 +338,13 @@ static uint64_t points_due(struct sim *s, double interval)
 
 /* One sensor of chamber @c: step the drift by the 16-bit @step, add noise
  * from @noise. Inlined with a constant @f so the model folds into constants. */
-static inline __attribute__((always_inline)) double sense(struct chamber *c, int f, uint64_t step,
-                                                          uint64_t noise)
+static inline double sense(struct chamber *c, int f, uint64_t step, uint64_t noise)
 {
     const struct field_model *m = &models[f];
     double u = (double)(step & 0xffff) - 32767.5;
     double d = clamp(c->drift[f] + u * m->drift_step, -m->drift_max, m->drift_max);
     c->drift[f] = d;
-    double x = c->base[f] + d + gauss(noise) * m->noise_sd;
-    return quantize(clamp(x, m->lo, m->hi), m->scale);
+    return quantize(c->base[f] + d + gauss(noise) * m->noise_sd, m->scale);
 }
 
 /* Advance chamber @c by one reading into @v. */
@@ -373,9 +369,16 @@ static int add_reading(struct sim *s, gd_batch *out, struct chamber *c, int64_t 
     int rc = gd_point_tag_n(p, "device", 6, c->device, c->device_len);
     if (rc == 0 && s->cfg->site)
         rc = gd_point_tag_n(p, "site", 4, s->cfg->site, s->site_len);
-    for (int f = 0; f < NFIELDS && rc == 0; f++)
-        if (f != F_TEMP || !fault) /* a fault loses the temperature reading */
-            rc = gd_point_f64(p, models[f].key, v[f]);
+    if (rc < 0)
+        return rc;
+    if (!fault) /* a fault loses the temperature reading */
+        rc = gd_point_f64(p, models[F_TEMP].key, v[F_TEMP]);
+    if (rc == 0)
+        rc = gd_point_f64(p, models[F_HUM].key, v[F_HUM]);
+    if (rc == 0)
+        rc = gd_point_f64(p, models[F_PRESS].key, v[F_PRESS]);
+    if (rc == 0)
+        rc = gd_point_f64(p, models[F_CO2].key, v[F_CO2]);
     if (rc == 0 && fault)
         rc = gd_point_str_n(p, "fault", "sensor_timeout", 14);
     return rc;
@@ -457,9 +460,6 @@ static const struct gd_plugin sim_plugin = {
     .config_size = sizeof(struct sim_cfg),
     .ops = &sim_ops,
 };
-
-/* plugin.h does not declare the entry point, and -Wmissing-prototypes wants one. */
-GD_EXPORT const struct gd_plugin *gd_plugin_entry(void);
 
 GD_PLUGIN_ENTRY
 {

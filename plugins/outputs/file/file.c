@@ -460,9 +460,6 @@ static const struct gd_plugin file_plugin = {
     .ops = &file_ops,
 };
 
-/* plugin.h does not declare the entry point, and -Wmissing-prototypes wants one. */
-GD_EXPORT const struct gd_plugin *gd_plugin_entry(void);
-
 GD_PLUGIN_ENTRY
 {
     return &file_plugin;

@@ -67,9 +67,6 @@ static const struct gd_plugin null_plugin = {
     .ops = &null_ops,
 };
 
-/* plugin.h does not declare the entry point, and -Wmissing-prototypes wants one. */
-GD_EXPORT const struct gd_plugin *gd_plugin_entry(void);
-
 GD_PLUGIN_ENTRY
 {
     return &null_plugin;

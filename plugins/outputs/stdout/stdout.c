@@ -202,9 +202,6 @@ static const struct gd_plugin stdout_plugin = {
     .ops = &stdout_ops,
 };
 
-/* plugin.h does not declare the entry point, and -Wmissing-prototypes wants one. */
-GD_EXPORT const struct gd_plugin *gd_plugin_entry(void);
-
 GD_PLUGIN_ENTRY
 {
     return &stdout_plugin;
