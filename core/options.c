@@ -161,15 +161,17 @@ static void report(struct fill *f, const struct site *s, const char *fmt, ...)
     if (rc < 0)
         reason = NULL;
 
-    char loc[512] = "";
+    char *loc = NULL;
     if (s->at) {
         const char *file = config_setting_source_file(s->at);
-        snprintf(loc, sizeof(loc), "%s:%u: ", file ? file : NO_FILE_NAME,
-                 (unsigned)config_setting_source_line(s->at));
+        if (asprintf(&loc, "%s:%u: ", file ? file : NO_FILE_NAME,
+                     (unsigned)config_setting_source_line(s->at)) < 0)
+            loc = NULL;
     }
-    gd__errs_add(f->errs, "%s%s%soption '%s': %s%s%s%s", loc, s->ctx ? s->ctx : "",
+    gd__errs_add(f->errs, "%s%s%soption '%s': %s%s%s%s", loc ? loc : "", s->ctx ? s->ctx : "",
                  s->ctx ? ": " : "", s->name ? s->name : "?", s->dflt ? "invalid default \"" : "",
                  s->dflt ? s->dflt : "", s->dflt ? "\": " : "", reason ? reason : "out of memory");
+    free(loc);
     free(reason);
 }
 
