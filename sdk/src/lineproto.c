@@ -48,29 +48,59 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-/* Write the decimal digits of @v; returns the end. */
-static char *put_u64(char *d, uint64_t v)
+static const uint64_t pow10_u64[] = {1ULL,
+                                     10ULL,
+                                     100ULL,
+                                     1000ULL,
+                                     10000ULL,
+                                     100000ULL,
+                                     1000000ULL,
+                                     10000000ULL,
+                                     100000000ULL,
+                                     1000000000ULL,
+                                     10000000000ULL,
+                                     100000000000ULL,
+                                     1000000000000ULL,
+                                     10000000000000ULL,
+                                     100000000000000ULL,
+                                     1000000000000000ULL,
+                                     10000000000000000ULL,
+                                     100000000000000000ULL,
+                                     1000000000000000000ULL,
+                                     10000000000000000000ULL};
+
+/* Number of decimal digits of @v (1 for 0). */
+static inline int count_digits(uint64_t v)
 {
-    char tmp[20];
-    char *t = tmp + sizeof(tmp);
-    while (v >= 100) {
+    /* 1233 / 4096 ~ log10(2): an estimate from the bit length, then one
+     * comparison. */
+    int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+    return t + (v >= pow10_u64[t]) + (v == 0);
+}
+
+/* Write exactly @n digits of @v (zero-padded, v < 10^n); returns the end. */
+static inline char *put_digits(char *d, uint64_t v, int n)
+{
+    char *end = d + n;
+    char *t = end;
+    while (n >= 2) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
         t -= 2;
         memcpy(t, digit_pairs + 2 * r, 2);
+        n -= 2;
     }
-    if (v >= 10) {
-        t -= 2;
-        memcpy(t, digit_pairs + 2 * v, 2);
-    } else {
-        *--t = (char)('0' + v);
-    }
-    size_t n = (size_t)(tmp + sizeof(tmp) - t);
-    memcpy(d, t, n);
-    return d + n;
+    if (n)
+        *--t = (char)('0' + v % 10);
+    return end;
 }
 
-static char *put_i64(char *d, int64_t v)
+static inline char *put_u64(char *d, uint64_t v)
+{
+    return put_digits(d, v, count_digits(v));
+}
+
+static inline char *put_i64(char *d, int64_t v)
 {
     if (v < 0) {
         *d++ = '-';
@@ -78,12 +108,6 @@ static char *put_i64(char *d, int64_t v)
     }
     return put_u64(d, (uint64_t)v);
 }
-
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-#define POW10_EXACT_MAX ((int)(sizeof(pow10_exact) / sizeof(pow10_exact[0])) - 1)
 
 /* floor(e * log10(2)) for small |e|, without floating point. */
 static int floor_log10_pow2(int e)
@@ -94,23 +118,33 @@ static int floor_log10_pow2(int e)
     return -(int)((((int64_t)-e * 78913) + (1 << 18) - 1) >> 18);
 }
 
-/* Decimal digits of @n without trailing zeros into @dig; *@zeros gets the
- * number of zeros removed. Returns the digit count. */
-static int u64_digits(uint64_t n, char *dig, int *zeros)
+/* Drop the trailing zeros of @c (> 0); returns how many. */
+static inline int strip_zeros(uint64_t *c)
 {
     int z = 0;
-    while (n && n % 10000 == 0) {
-        n /= 10000;
+    while (*c % 10000 == 0) {
+        *c /= 10000;
         z += 4;
     }
-    while (n && n % 10 == 0) {
-        n /= 10;
+    while (*c % 10 == 0) {
+        *c /= 10;
         z++;
     }
-    *zeros = z;
-    char *end = put_u64(dig, n);
-    return (int)(end - dig);
+    return z;
 }
+
+/* A decimal d1.d2...dn * 10^x: the digits as an integer (no trailing
+ * zeros) and the exponent of the first digit. */
+struct decimal {
+    uint64_t digits;
+    int x;
+};
+
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+#define POW10_EXACT_MAX ((int)(sizeof(pow10_exact) / sizeof(pow10_exact[0])) - 1)
 
 /*
  * Fast path for 1e-5 <= v < 1e15 with at most 15 significant digits (the
@@ -120,32 +154,32 @@ static int u64_digits(uint64_t n, char *dig, int *zeros)
  * back, the digits of n are v's shortest: with at most 15 digits no other
  * decimal of that length lies within half an ulp of v.
  */
-static int fast_digits(double v, char *dig, int *x)
+static bool fast_decimal(double v, struct decimal *out)
 {
     if (!(v >= 1e-5 && v < 1e15))
-        return 0;
+        return false;
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
     int e2 = (int)((bits >> 52) & 0x7ff) - 1023; /* v is normal here */
     int k = FAST_MAX_DIGITS - 1 - floor_log10_pow2(e2);
     if (k > POW10_EXACT_MAX)
-        return 0;
+        return false;
     double s = v * pow10_exact[k];
     if (s >= 1e15) {
         /* floor_log10_pow2() may be one below floor(log10(v)). */
         if (--k < 0)
-            return 0;
+            return false;
         s = v * pow10_exact[k];
         if (s >= 1e15)
-            return 0;
+            return false;
     }
     uint64_t n = (uint64_t)(s + 0.5);
     if (n == 0 || (double)n / pow10_exact[k] != v)
-        return 0;
-    int z;
-    int nd = u64_digits(n, dig, &z);
-    *x = nd - 1 + z - k;
-    return nd;
+        return false;
+    int z = strip_zeros(&n);
+    out->digits = n;
+    out->x = count_digits(n) - 1 + z - k;
+    return true;
 }
 
 __extension__ typedef unsigned __int128 u128;
@@ -182,33 +216,26 @@ static const uint64_t pow5_u64[] = {1ULL,
 #define EXACT_MAX_K      ((int)(sizeof(pow5_u64) / sizeof(pow5_u64[0])) - 1)
 #define EXACT_MIN_DIGITS 17 /* the scaled value has at least this many integer digits */
 
-static uint64_t pow10_u64(int j)
-{
-    uint64_t r = 1;
-    while (j-- > 0)
-        r *= 10;
-    return r;
-}
-
 /*
  * Exact path for normal doubles from about 1e-11 to 1.8e19 (every metric in
  * practice), in 128-bit integer arithmetic. With v = m * 2^e, scale by 10^k
  * so that V = v * 10^k has at least 17 integer digits: V, and the bounds of
  * the interval of reals that read back as v (halfway to the neighbouring
  * doubles; inclusive when m is even, as strtod rounds ties to even), are
- * then exact fractions (m * 5^k * 2^(e+k)) over a power of two. Every
- * decimal of at most 17 digits is an integer at that scale, so the shortest
- * one is the multiple of the largest power of ten inside the interval, and
- * of those the nearest to V (ties to even), as Go and Ryu choose.
+ * then exact fractions m' * 5^k * 2^(e+k-2) with a power-of-two
+ * denominator. Every decimal of at most 17 digits is an integer at that
+ * scale, so the shortest one is a multiple of the largest power of ten with
+ * a multiple inside the interval, and of those the nearest to V (ties to
+ * even), as Go and Ryu choose.
  */
-static int exact_digits(double v, char *dig, int *x)
+static bool exact_decimal(double v, struct decimal *out)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
     int be = (int)((bits >> 52) & 0x7ff);
     uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
     if (be == 0 || be == 0x7ff)
-        return 0;
+        return false;
     uint64_t m = frac | (UINT64_C(1) << 52);
     int e = be - 1075; /* v = m * 2^e */
     /* floor(log10(v)) or one less: V gets 17 or 18 integer digits. */
@@ -216,7 +243,7 @@ static int exact_digits(double v, char *dig, int *x)
     if (k < 0)
         k = 0;
     if (k > EXACT_MAX_K)
-        return 0;
+        return false;
 
     /* Numerators at four times m: the lower bound is a quarter ulp away
      * when m is a power of two (the double below is closer). */
@@ -230,18 +257,18 @@ static int exact_digits(double v, char *dig, int *x)
     int q = 0;         /* ... = numerator / 2^q */
     if (t > 0) {
         if (t > 8) /* keeps the integer part below 2^64 */
-            return 0;
+            return false;
         pv <<= t;
         pp <<= t;
         pm <<= t;
     } else {
         q = -t;
-        if (q > 64) /* 10^18 << q must fit in 128 bits */
-            return 0;
+        if (q > 64) /* 10^19 << q must fit in 128 bits */
+            return false;
     }
     u128 mask = q ? (((u128)1 << q) - 1) : 0;
     if ((pp >> q) >> 64)
-        return 0;
+        return false;
 
     /* Integers within the interval: [lo, hi]. */
     uint64_t lo = (uint64_t)(pm >> q);
@@ -251,7 +278,7 @@ static int exact_digits(double v, char *dig, int *x)
     if ((pp & mask) == 0 && !inclusive)
         hi--;
 
-    /* The largest 10^j with a multiple in [lo, hi]: l..h are the
+    /* The largest 10^j with a multiple in [lo, hi]; l..h are those
      * multiples, counted in units of 10^j. */
     uint64_t l = lo, h = hi;
     int j = 0;
@@ -263,7 +290,7 @@ static int exact_digits(double v, char *dig, int *x)
     uint64_t c = l;
     if (h > l) {
         /* Nearest to V: compare V with (vq + 1/2) * 10^j. */
-        uint64_t p10 = pow10_u64(j);
+        uint64_t p10 = pow10_u64[j];
         uint64_t vq = (uint64_t)(pv >> q) / p10;
         u128 mid = ((u128)(2 * vq + 1) * p10) << q;
         u128 twice_v = pv << 1;
@@ -278,24 +305,24 @@ static int exact_digits(double v, char *dig, int *x)
         if (c > h)
             c = h;
     }
-    int z;
-    int nd = u64_digits(c, dig, &z);
-    *x = nd - 1 + z + j - k;
-    return nd;
+    int z = strip_zeros(&c);
+    out->digits = c;
+    out->x = count_digits(c) - 1 + z + j - k;
+    return true;
 }
 
-/* Digits and exponent of a "%.*e" rendering ("d.ddde+XX"), trailing zeros
- * dropped. Returns the digit count. */
-static int parse_e(const char *s, char *dig, int *x)
+/* The decimal of a "%.*e" rendering ("d.ddde+XX", at most 17 digits). */
+static void parse_e(const char *s, struct decimal *out)
 {
-    int nd = 0;
+    uint64_t c = 0;
     for (; *s && *s != 'e'; s++)
         if (*s >= '0' && *s <= '9')
-            dig[nd++] = *s;
-    *x = *s == 'e' ? atoi(s + 1) : 0;
-    while (nd > 1 && dig[nd - 1] == '0')
-        nd--;
-    return nd;
+            c = c * 10 + (uint64_t)(*s - '0');
+    int x = *s == 'e' ? atoi(s + 1) : 0;
+    if (c)
+        strip_zeros(&c);
+    out->digits = c;
+    out->x = x;
 }
 
 static bool round_trips(const char *s, double v)
@@ -304,14 +331,15 @@ static bool round_trips(const char *s, double v)
 }
 
 /*
- * Slow path: the nearest 15-, 16- then 17-digit decimals, checked with
- * strtod. For normal doubles the nearest 15 digits, if they round-trip, are
- * the shortest once trailing zeros are dropped; subnormals have fewer bits,
- * so every length is tried. At a power of two the interval below v is half
- * the one above, so when the nearest 16 digits (below v) fail, the next
- * 16-digit decimal up may still round-trip.
+ * Slow path, for subnormals and magnitudes beyond the exact path: the
+ * nearest 15-, 16- then 17-digit decimals, checked with strtod. For normal
+ * doubles the nearest 15 digits, if they round-trip, are the shortest once
+ * trailing zeros are dropped; subnormals have fewer bits, so every length
+ * is tried. At a power of two the interval below v is half the one above,
+ * so when the nearest 16 digits (below v) fail, the next 16-digit decimal
+ * up may still round-trip.
  */
-static int slow_digits(double v, char *dig, int *x)
+static void slow_decimal(double v, struct decimal *out)
 {
     char buf[48];
     bool subnormal = v < DBL_MIN;
@@ -321,41 +349,51 @@ static int slow_digits(double v, char *dig, int *x)
 
     for (int prec = subnormal ? 1 : SLOW_MIN_DIGITS; prec < MAX_DIGITS; prec++) {
         snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
-        if (round_trips(buf, v))
-            return parse_e(buf, dig, x);
+        if (round_trips(buf, v)) {
+            parse_e(buf, out);
+            return;
+        }
         if (prec == 16 && pow2) {
-            int e;
-            int nd = parse_e(buf, dig, &e);
             uint64_t m = 0;
-            for (int i = 0; i < 16; i++)
-                m = m * 10 + (uint64_t)(i < nd ? dig[i] - '0' : 0);
+            const char *s = buf;
+            for (; *s != 'e'; s++)
+                if (*s >= '0' && *s <= '9')
+                    m = m * 10 + (uint64_t)(*s - '0');
+            int e = atoi(s + 1);
             m++;
-            if (m == UINT64_C(10000000000000000)) {
+            if (m == pow10_u64[16]) {
                 m /= 10;
                 e++;
             }
             snprintf(buf, sizeof(buf), "%" PRIu64 "e%d", m, e - 15);
             if (round_trips(buf, v)) {
-                int z;
-                nd = u64_digits(m, dig, &z);
-                *x = e;
-                return nd;
+                strip_zeros(&m);
+                out->digits = m;
+                out->x = e;
+                return;
             }
         }
     }
     snprintf(buf, sizeof(buf), "%.*e", MAX_DIGITS - 1, v);
-    return parse_e(buf, dig, x);
+    parse_e(buf, out);
 }
 
-/* Lay out digits d1.d2...dn * 10^x the way Go's shortest %g does. */
-static char *layout_g(char *d, const char *dig, int nd, int x)
+/* Lay out @dec the way Go's shortest %g does; returns the end. */
+static char *layout_g(char *d, const struct decimal *dec)
 {
+    uint64_t c = dec->digits;
+    int nd = count_digits(c);
+    int x = dec->x;
     if (x < -4 || x >= GO_EXP_FORM_AT) {
-        *d++ = dig[0];
+        /* d.ddde±XX: write the digits one place right, then pull the
+         * first one in front of the point. */
+        put_digits(d + 1, c, nd);
+        d[0] = d[1];
         if (nd > 1) {
-            *d++ = '.';
-            memcpy(d, dig + 1, (size_t)nd - 1);
-            d += nd - 1;
+            d[1] = '.';
+            d += nd + 1;
+        } else {
+            d += 1;
         }
         *d++ = 'e';
         *d++ = x < 0 ? '-' : '+';
@@ -368,25 +406,19 @@ static char *layout_g(char *d, const char *dig, int nd, int x)
         return d + 2;
     }
     if (x < 0) {
-        *d++ = '0';
-        *d++ = '.';
-        for (int i = 0; i < -x - 1; i++)
-            *d++ = '0';
-        memcpy(d, dig, (size_t)nd);
-        return d + nd;
+        memcpy(d, "0.0000", (size_t)(1 - x)); /* "0." and -x-1 zeros */
+        return put_digits(d + 1 - x, c, nd);
     }
     int ip = x + 1; /* digits before the point */
     if (nd <= ip) {
-        memcpy(d, dig, (size_t)nd);
-        d += nd;
-        memset(d, '0', (size_t)(ip - nd));
+        d = put_digits(d, c, nd);
+        memcpy(d, "00000", (size_t)(ip - nd));
         return d + (ip - nd);
     }
-    memcpy(d, dig, (size_t)ip);
-    d += ip;
+    uint64_t scale = pow10_u64[nd - ip];
+    d = put_digits(d, c / scale, ip);
     *d++ = '.';
-    memcpy(d, dig + ip, (size_t)(nd - ip));
-    return d + (nd - ip);
+    return put_digits(d, c % scale, nd - ip);
 }
 
 size_t gd_fmt_double(char *dst, double v)
@@ -411,14 +443,10 @@ size_t gd_fmt_double(char *dst, double v)
         *d = '\0';
         return (size_t)(d - dst);
     }
-    char dig[MAX_DIGITS + 8];
-    int x;
-    int nd = fast_digits(v, dig, &x);
-    if (nd == 0)
-        nd = exact_digits(v, dig, &x);
-    if (nd == 0)
-        nd = slow_digits(v, dig, &x);
-    d = layout_g(d, dig, nd, x);
+    struct decimal dec;
+    if (!fast_decimal(v, &dec) && !exact_decimal(v, &dec))
+        slow_decimal(v, &dec);
+    d = layout_g(d, &dec);
     *d = '\0';
     return (size_t)(d - dst);
 }
