@@ -36,7 +36,7 @@ const char *gd_strerror(int err)
     const struct err_entry *e = lookup(err);
     if (e)
         return e->msg;
-    if (err < 0 && err > -4096)
+    if (err < 0 && err > GD__EBASE)
         return strerror(-err);
     return "unknown error";
 }
