@@ -82,6 +82,7 @@ struct gd__inst {
     bool job_stopped;
     bool retired; /* removed by a reload: freed once its job stopped */
     atomic_size_t last_batch_len; /* sizes the next collect's batch */
+    unsigned pending_work;        /* gd_work_queue() items not finished (main thread) */
     /* processors: one process() at a time */
     pthread_mutex_t proc_lock;
     /* outputs */

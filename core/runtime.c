@@ -15,6 +15,7 @@
 
 struct loop_call {
     struct loop_call *next;
+    gd__inst *inst;
     void (*cb)(void *ctx);
     void *ctx;
     gd_free_fn ctx_free;
@@ -340,6 +341,7 @@ static void host_fd_unwatch(gd_watch *w)
 
 struct work_item {
     uv_work_t w;
+    gd__inst *inst;
     void (*work)(void *ctx);
     void (*after)(void *ctx, int status);
     void *ctx;
@@ -355,11 +357,14 @@ static void work_run(uv_work_t *w)
 static void work_after(uv_work_t *w, int status)
 {
     struct work_item *it = w->data;
+    gd__inst *in = it->inst;
     if (it->after)
         it->after(it->ctx, status == UV_ECANCELED ? GD_ESHUTDOWN : 0);
     if (it->ctx_free)
         it->ctx_free(it->ctx);
     free(it);
+    if (--in->pending_work == 0 && in->retired && !in->scheduled)
+        gd__inst_free(in);
 }
 
 static int host_work_queue(gd_instance *gi, void (*work)(void *ctx),
@@ -370,14 +375,18 @@ static int host_work_queue(gd_instance *gi, void (*work)(void *ctx),
     if (!it)
         return GD_ENOMEM;
     it->w.data = it;
+    it->inst = (gd__inst *)gi;
     it->work = work;
     it->after = after;
     it->ctx = ctx;
     it->ctx_free = ctx_free;
     int rc = uv_queue_work(&rt->loop, &it->w, work_run, work_after);
-    if (rc < 0)
+    if (rc < 0) {
         free(it);
-    return rc;
+        return rc;
+    }
+    it->inst->pending_work++;
+    return 0;
 }
 
 static int host_call_on_loop(gd_instance *gi, void (*cb)(void *ctx), void *ctx,
@@ -387,6 +396,7 @@ static int host_call_on_loop(gd_instance *gi, void (*cb)(void *ctx), void *ctx,
     struct loop_call *c = calloc(1, sizeof(*c));
     if (!c)
         return GD_ENOMEM;
+    c->inst = (gd__inst *)gi;
     c->cb = cb;
     c->ctx = ctx;
     c->ctx_free = ctx_free;
@@ -503,18 +513,16 @@ static int input_start(gd__rt *rt, gd__inst *in)
 
 /* Stop an input: event-driven ones at once, polled ones once the in-flight
  * collect is over (job_stopped; counted in pending_stops). */
+static void stop_event_input(gd__rt *rt, gd__inst *in);
+
 static void input_stop(gd__rt *rt, gd__inst *in)
 {
-    if (in->started) {
-        in->lib->ops.input.stop(in->state);
-        in->started = false;
-    }
     if (in->scheduled && !in->job.stopping) {
         rt->pending_stops++;
         gd__sched_stop(&in->job);
     }
     if (!in->scheduled)
-        atomic_store(&in->stopped, true);
+        stop_event_input(rt, in);
 }
 
 /* ---- loop plumbing ---------------------------------------------------- */
@@ -533,6 +541,43 @@ static void run_loop_calls(gd__rt *rt)
         free(c);
         c = next;
     }
+}
+
+/* Forget the pending loop calls of @in (NULL: all): after an input's stop()
+ * none of its callbacks runs; their contexts are still freed. */
+static void drop_loop_calls(gd__rt *rt, const gd__inst *in)
+{
+    struct loop_call *drop = NULL;
+    pthread_mutex_lock(&rt->calls_lock);
+    for (struct loop_call **pp = &rt->calls; *pp;) {
+        struct loop_call *c = *pp;
+        if (in && c->inst != in) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        c->next = drop;
+        drop = c;
+    }
+    pthread_mutex_unlock(&rt->calls_lock);
+    while (drop) {
+        struct loop_call *next = drop->next;
+        if (drop->ctx_free)
+            drop->ctx_free(drop->ctx);
+        free(drop);
+        drop = next;
+    }
+}
+
+/* Stop an event-driven input: stop(), then nothing of it runs any more. */
+static void stop_event_input(gd__rt *rt, gd__inst *in)
+{
+    if (in->started) {
+        in->lib->ops.input.stop(in->state);
+        in->started = false;
+    }
+    atomic_store(&in->stopped, true);
+    drop_loop_calls(rt, in);
 }
 
 static void begin_shutdown(gd__rt *rt);
@@ -674,10 +719,10 @@ void gd__rt_free(gd__rt *rt)
 {
     if (!rt)
         return;
+    drop_loop_calls(rt, NULL);
     gd__cfgset_free(&rt->cur);
     pipeline_free(rt->pipe);
     gd__loader_free(&rt->loader);
-    run_loop_calls(rt);
     if (rt->loop_inited)
         uv_loop_close(&rt->loop);
     pthread_mutex_destroy(&rt->calls_lock);
@@ -897,17 +942,16 @@ int gd__rt_reload(gd__rt *rt)
         if (kept[k] || in->kind != GD_KIND_INPUT)
             continue;
         nremoved++;
-        if (in->started) {
-            in->lib->ops.input.stop(in->state);
-            in->started = false;
-        }
-        atomic_store(&in->stopped, true);
         if (in->scheduled) {
             in->retired = true;
             rt->pending_stops++;
             gd__sched_stop(&in->job);
         } else {
-            gd__inst_free(in);
+            stop_event_input(rt, in);
+            if (in->pending_work)
+                in->retired = true; /* freed when its last work item is done */
+            else
+                gd__inst_free(in);
         }
         old.v[k] = NULL;
     }

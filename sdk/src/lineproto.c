@@ -78,20 +78,37 @@ static inline int count_digits(uint64_t v)
     return t + (v >= pow10_u64[t]) + (v == 0);
 }
 
-/* Write exactly @n digits of @v (zero-padded, v < 10^n); returns the end. */
+/* Write exactly 8 digits of @v (< 10^8). */
+static inline void put8(char *d, uint32_t v)
+{
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(d, digit_pairs + 2 * (hi / 100), 2);
+    memcpy(d + 2, digit_pairs + 2 * (hi % 100), 2);
+    memcpy(d + 4, digit_pairs + 2 * (lo / 100), 2);
+    memcpy(d + 6, digit_pairs + 2 * (lo % 100), 2);
+}
+
+/* Write exactly @n digits of @v (zero-padded, v < 10^n); returns the end.
+ * Eight-digit chunks in 32-bit arithmetic keep the dependency chains short. */
 static inline char *put_digits(char *d, uint64_t v, int n)
 {
     char *end = d + n;
     char *t = end;
+    while (n >= 8) {
+        t -= 8;
+        put8(t, (uint32_t)(v % 100000000));
+        v /= 100000000;
+        n -= 8;
+    }
+    uint32_t w = (uint32_t)v;
     while (n >= 2) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
         t -= 2;
-        memcpy(t, digit_pairs + 2 * r, 2);
+        memcpy(t, digit_pairs + 2 * (w % 100), 2);
+        w /= 100;
         n -= 2;
     }
     if (n)
-        *--t = (char)('0' + v % 10);
+        *--t = (char)('0' + w);
     return end;
 }
 
@@ -415,10 +432,13 @@ static char *layout_g(char *d, const struct decimal *dec)
         memcpy(d, "00000", (size_t)(ip - nd));
         return d + (ip - nd);
     }
-    uint64_t scale = pow10_u64[nd - ip];
-    d = put_digits(d, c / scale, ip);
-    *d++ = '.';
-    return put_digits(d, c % scale, nd - ip);
+    /* Digits one place right, then the integer part (at most six digits)
+     * back left over the gap, leaving room for the point. */
+    put_digits(d + 1, c, nd);
+    for (int i = 0; i < ip; i++)
+        d[i] = d[i + 1];
+    d[ip] = '.';
+    return d + nd + 1;
 }
 
 size_t gd_fmt_double(char *dst, double v)

@@ -338,3 +338,55 @@ Test(daemon, describe_and_list_plugins)
     cr_assert(strstr(err, "plugin 'nosuch' not found"), "%s", err);
     free(err);
 }
+
+/* Sequence numbers of the lines tagged src=@src. */
+static long *seqs_of(const char *path, const char *src, size_t *n)
+{
+    char *text = read_file(path);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "src=%s ", src);
+    long *v = malloc(sizeof(*v) * 100000);
+    *n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, tag) && *n < 100000)
+            v[(*n)++] = strtol(strstr(line, " v=") + 3, NULL, 10);
+    free(text);
+    return v;
+}
+
+Test(daemon, event_driven_input_uses_timers_fd_watches_threads_and_work)
+{
+    char conf[1024];
+    const char *cpath = tpath("event.conf");
+    snprintf(conf, sizeof(conf),
+             "global = { shutdown_timeout = \"5s\"; };\n"
+             "inputs = ( { plugin = \"event_input\"; name = \"ev\"; period = \"10ms\"; } );\n"
+             "outputs = ( { plugin = \"file\"; name = \"out\"; path = \"%s\";\n"
+             "              flush_interval = \"20ms\"; } );\n",
+             tpath("event.lp"));
+    write_file(cpath, conf);
+    pid_t pid = spawn_gatherd(cpath);
+    msleep(800);
+    kill(pid, SIGTERM);
+    int code = wait_exit(pid, 30);
+    char *log = read_file(tpath("daemon.err"));
+    cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
+    static const char *const srcs[] = {"timer", "fd", "thread", "loop", "work"};
+    for (size_t i = 0; i < 5; i++) {
+        size_t n;
+        long *v = seqs_of(tpath("event.lp"), srcs[i], &n);
+        cr_assert_geq(n, 1, "no point from %s", srcs[i]);
+        if (strcmp(srcs[i], "work") != 0)
+            cr_assert_gt(n, 10, "%s: %zu points", srcs[i], n);
+        assert_contiguous(v, n, 0, srcs[i]);
+        free(v);
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < 5; i++) {
+        size_t n;
+        free(seqs_of(tpath("event.lp"), srcs[i], &n));
+        total += n;
+    }
+    assert_output_accounting(log, "[output:file/out]", (long)total);
+    free(log);
+}
