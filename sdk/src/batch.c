@@ -111,8 +111,7 @@ static void *arena_alloc_slow(gd_batch *b, size_t size, size_t align)
     b->arena_used += (size_t)(b->cur - b->cur_start);
     b->cur_start = b->cur = (char *)(c + 1);
     b->end = b->cur + csize;
-    if (b->next_chunk < CHUNK_MAX_BYTES)
-        b->next_chunk *= 2;
+    b->next_chunk = b->next_chunk < CHUNK_MAX_BYTES / 2 ? b->next_chunk * 2 : CHUNK_MAX_BYTES;
     /* The fresh chunk is max-aligned and large enough: no padding needed. */
     void *ret = b->cur;
     b->cur += size;

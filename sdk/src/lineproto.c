@@ -423,13 +423,15 @@ static char *layout_g(char *d, const struct decimal *dec)
         return d + 2;
     }
     if (x < 0) {
-        memcpy(d, "0.0000", (size_t)(1 - x)); /* "0." and -x-1 zeros */
+        /* "0." and -x-1 zeros; fixed-size stores (dst has room) avoid a
+         * memcpy call. */
+        memcpy(d, "0.000000", 8);
         return put_digits(d + 1 - x, c, nd);
     }
     int ip = x + 1; /* digits before the point */
     if (nd <= ip) {
         d = put_digits(d, c, nd);
-        memcpy(d, "00000", (size_t)(ip - nd));
+        memcpy(d, "00000000", 8);
         return d + (ip - nd);
     }
     /* Digits one place right, then the integer part (at most six digits)
