@@ -880,7 +880,7 @@ int gd__rt_reload(gd__rt *rt)
     }
     /* Keep unchanged instances: the running object replaces the fresh one. */
     bool *kept = calloc(rt->cur.n + 1, sizeof(*kept));
-    size_t nkept = 0, nfresh = 0;
+    size_t nkept = 0;
     if (!kept) {
         gd__cfgset_free(&next);
         return GD_ENOMEM;
@@ -984,7 +984,7 @@ int gd__rt_reload(gd__rt *rt)
         if (in->kind == GD_KIND_INPUT && !in->scheduled && !in->started)
             input_start(rt, in);
     }
-    nfresh = rt->cur.n - nkept;
+    size_t nfresh = rt->cur.n - nkept;
     gd_log(NULL, GD_INFO, "reloaded: %zu instances kept, %zu started, %zu stopped", nkept,
            nfresh, nremoved);
     return 0;

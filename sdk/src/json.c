@@ -152,6 +152,8 @@ int gd_json_encode_point(gd_buf *out, const gd_point *p)
     const char *m = gd_point_measurement(p, &mlen);
     const gd_tag *tags = gd_point_tags(p, &ntags);
     const gd_field *fields = gd_point_fields(p, &nfields);
+    if (nfields == 0)
+        return GD_EINVAL; /* a point without fields is invalid in every format */
 
     /* Worst case first, then write straight into the buffer. */
     size_t need = 0;

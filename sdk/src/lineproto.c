@@ -732,3 +732,61 @@ int gd_lp_encode_batch(gd_buf *out, const gd_batch *b, gd_precision prec, size_t
         *skipped = bad;
     return 0;
 }
+
+int gd_index_set_add(gd_index_set *s, uint32_t i)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        if (cap > SIZE_MAX / sizeof(*s->idx))
+            return GD_ENOMEM;
+        uint32_t *v = realloc(s->idx, cap * sizeof(*v));
+        if (!v)
+            return GD_ENOMEM;
+        s->idx = v;
+        s->cap = cap;
+    }
+    s->idx[s->n++] = i;
+    return 0;
+}
+
+void gd_index_set_free(gd_index_set *s)
+{
+    if (!s)
+        return;
+    free(s->idx);
+    memset(s, 0, sizeof(*s));
+}
+
+int gd_encode_batch(gd_buf *out, const gd_batch *b, gd_format fmt, gd_precision prec,
+                    gd_index_set *rejects, const char **why)
+{
+    size_t n = gd_batch_len(b), start = out->len;
+    const char *first = NULL;
+    int rc = 0;
+
+    if (!out || !b || !rejects || (unsigned)prec > GD_PREC_S || n > UINT32_MAX)
+        return GD_EINVAL;
+    rejects->n = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const gd_point *p = gd_batch_point(b, i);
+        const char *reason = "not representable in JSON";
+        rc = fmt == GD_FORMAT_JSON ? gd_json_encode_point(out, p)
+                                   : gd_lp_encode_point(out, p, prec, &reason);
+        if (rc == GD_EINVAL) {
+            if (!first)
+                first = reason;
+            rc = gd_index_set_add(rejects, (uint32_t)i);
+        }
+    }
+    if (rc < 0) {
+        /* All or nothing on out of memory. */
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+        rejects->n = 0;
+        return rc;
+    }
+    if (why)
+        *why = first;
+    return 0;
+}

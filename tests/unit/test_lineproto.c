@@ -875,3 +875,26 @@ Test(fmt_double, round_trips_random_doubles_with_the_fewest_digits)
         check_round_trip(v);
     }
 }
+
+Test(encode_batch, bad_points_are_listed_and_leave_nothing_behind)
+{
+    gd_batch *b = gd_batch_new(3);
+    gd_point_i64(gd_batch_add(b, "m", 1), "v", 1);
+    gd_batch_add(b, "m", 2); /* no field: not representable */
+    gd_point_i64(gd_batch_add(b, "m", 3), "v", 3);
+    gd_buf out = {0};
+    gd_index_set rej = {0};
+    const char *why = NULL;
+    cr_assert_eq(gd_encode_batch(&out, b, GD_FORMAT_LINE, GD_PREC_NS, &rej, &why), 0);
+    cr_assert_str_eq(out.data, "m v=1i 1\nm v=3i 3\n");
+    cr_assert_eq(rej.n, 1);
+    cr_assert_eq(rej.idx[0], 1);
+    cr_assert_not_null(why);
+    gd_buf_reset(&out);
+    cr_assert_eq(gd_encode_batch(&out, b, GD_FORMAT_JSON, GD_PREC_NS, &rej, &why), 0);
+    cr_assert_eq(rej.n, 1, "the set is replaced, not appended to");
+    cr_assert(strstr(out.data, "\"fields\":{\"v\":3}"), "%s", out.data);
+    gd_index_set_free(&rej);
+    gd_buf_free(&out);
+    gd_batch_unref(b);
+}

@@ -25,7 +25,7 @@
 /* Parent directories created by `mkdir = true`. */
 #define DIR_MODE 0755
 
-enum { FMT_LINE = 0, FMT_JSON = 1 };
+enum { FMT_LINE = GD_FORMAT_LINE, FMT_JSON = GD_FORMAT_JSON };
 
 struct file_cfg {
     char *path;
@@ -75,9 +75,7 @@ struct fout {
     size_t rot_size;
 
     gd_buf buf;        /* the encoded batch, reused */
-    uint32_t *rejects; /* indexes of points that could not be encoded */
-    size_t nrejects;
-    size_t cap_rejects;
+    gd_index_set rejects; /* points that could not be encoded */
     gd_batch *pending; /* referenced: batch whose write was cut short */
     size_t off;        /* bytes of buf already written */
 };
@@ -107,50 +105,18 @@ static int errno_to_gd(int e)
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static int push_reject(struct fout *s, size_t i)
-{
-    if (s->nrejects == s->cap_rejects) {
-        size_t cap = s->cap_rejects ? s->cap_rejects * 2 : 64;
-        uint32_t *v = realloc(s->rejects, cap * sizeof(*v));
-        if (!v)
-            return GD_ENOMEM;
-        s->rejects = v;
-        s->cap_rejects = cap;
-    }
-    s->rejects[s->nrejects++] = (uint32_t)i;
-    return 0;
-}
-
 /* Encode every point of @b into s->buf; points that cannot be encoded leave
  * nothing behind and are listed in s->rejects. */
 static int encode(struct fout *s, const gd_batch *b)
 {
-    size_t n = gd_batch_len(b);
-    if (n > UINT32_MAX)
-        return GD_ERANGE;
+    const char *why = NULL;
     gd_buf_reset(&s->buf);
-    s->nrejects = 0;
     s->off = 0;
-    for (size_t i = 0; i < n; i++) {
-        const gd_point *p = gd_batch_point(b, i);
-        size_t mark = s->buf.len;
-        const char *why = "not representable in JSON";
-        int rc = s->cfg->format == FMT_JSON
-                     ? gd_json_encode_point(&s->buf, p)
-                     : gd_lp_encode_point(&s->buf, p, (gd_precision)s->cfg->precision, &why);
-        if (rc == 0)
-            continue;
-        if (rc == GD_ENOMEM)
-            return rc;
-        s->buf.len = mark; /* drop any partial text */
-        if (s->buf.data)
-            s->buf.data[mark] = '\0';
-        gd_log_ratelimited(s->inst, GD_WARN, "file: point %zu dropped: %s", i, why);
-        rc = push_reject(s, i);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    int rc = gd_encode_batch(&s->buf, b, (gd_format)s->cfg->format, (gd_precision)s->cfg->precision, &s->rejects, &why);
+    if (rc == 0 && s->rejects.n)
+        gd_log_ratelimited(s->inst, GD_WARN, "file: %zu points dropped, the first (#%u): %s",
+                           s->rejects.n, s->rejects.idx[0], why);
+    return rc;
 }
 
 /* ---- the file ---------------------------------------------------------- */
@@ -348,8 +314,8 @@ static int file_write(void *state, gd_batch *b, gd_done_fn done, void *token)
     }
     gd_batch_unref(s->pending);
     s->pending = NULL;
-    gd_rejects rej = {.idx = s->rejects, .n = s->nrejects};
-    done(token, GD_DELIVERED, s->nrejects ? &rej : NULL);
+    gd_rejects rej = {.idx = s->rejects.idx, .n = s->rejects.n};
+    done(token, GD_DELIVERED, s->rejects.n ? &rej : NULL);
     return 0;
 }
 
@@ -377,7 +343,7 @@ static void file_destroy(void *state)
     }
     gd_batch_unref(s->pending);
     gd_buf_free(&s->buf);
-    free(s->rejects);
+    gd_index_set_free(&s->rejects);
     free(s->rot_from);
     free(s->rot_to);
     free(s);

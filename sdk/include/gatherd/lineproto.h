@@ -63,10 +63,39 @@ GD_EXPORT int gd_lp_encode_point(gd_buf *out, const gd_point *p, gd_precision pr
 GD_EXPORT int gd_lp_encode_batch(gd_buf *out, const gd_batch *b, gd_precision prec,
                                  size_t *skipped);
 
+/** A growable set of point indexes, e.g. the points of a batch an output
+ * could not write. Zero-initialise; release with gd_index_set_free(). Hand
+ * it to done() as `gd_rejects r = {.idx = s.idx, .n = s.n};`. */
+typedef struct gd_index_set {
+    uint32_t *idx;
+    size_t n;
+    size_t cap;
+} gd_index_set;
+
+/** gd_index_set_add() - append @i. */
+GD_EXPORT int gd_index_set_add(gd_index_set *s, uint32_t i);
+/** gd_index_set_free() - release the memory. Accepts NULL. */
+GD_EXPORT void gd_index_set_free(gd_index_set *s);
+
+/** Text formats of gd_encode_batch(). */
+typedef enum gd_format {
+    GD_FORMAT_LINE = 0, /* InfluxDB line protocol */
+    GD_FORMAT_JSON = 1, /* JSON lines, see gd_json_encode_point() */
+} gd_format;
+
+/** gd_encode_batch() - append every point of @b to @out in @fmt (@prec
+ * applies to line protocol). Points that cannot be encoded leave nothing
+ * behind; their indexes replace the content of @rejects and *@why (optional)
+ * receives the reason of the first. Returns 0, or GD_ENOMEM with @out as it
+ * was. The usual body of an output that writes text. */
+GD_EXPORT int gd_encode_batch(gd_buf *out, const gd_batch *b, gd_format fmt, gd_precision prec,
+                              gd_index_set *rejects, const char **why);
+
 /** gd_json_encode_point() - append one point as a JSON object and "\n":
  * {"measurement":"m","tags":{...},"fields":{...},"time":ns}. Integers are
  * JSON numbers, strings are escaped (RFC 8259), floats use the shortest
- * round-tripping text. */
+ * round-tripping text. A point without fields is refused (GD_EINVAL); on any
+ * error nothing is appended. */
 GD_EXPORT int gd_json_encode_point(gd_buf *out, const gd_point *p);
 
 /** gd_fmt_double() - write the shortest text that parses back to @v into
