@@ -37,7 +37,7 @@ const struct gd_option gd__global_options[] = {
 
 const struct gd_option gd__input_options[] = {
     COMMON_NAME,
-    GD_OPT_DURATION("interval", "0", 0, 86400, 0, C(interval),
+    GD_OPT_DURATION("interval", NULL, 0, 86400, 0, C(interval),
                     "Collect interval (default: global.interval; 0: continuous)"),
     GD_OPT_BOOL("align", "false", 0, C(align),
                 "Run at wall-clock multiples of the interval"),
@@ -135,12 +135,16 @@ gd__inst *gd__inst_build(struct gd__rt *rt, gd__loader *l, const gd__conf_inst *
     gd__opts_fill(sets, 2, ci->setting, ctx ? ctx : kind, errs);
     free(ctx);
 
+    if (in->common.plugin && strcmp(in->common.plugin, ci->plugin) != 0)
+        gd__errs_add(errs, "%s:%d: %s '%s': option 'plugin': must be a literal plugin name",
+                     ci->file, ci->line, kind, ci->name);
     if (!in->common.name)
         in->common.name = strdup(ci->plugin);
     if (in->kind == GD_KIND_INPUT && !config_setting_get_member(ci->setting, "interval"))
         in->common.interval = g->interval;
     gd_instance_init_head(&in->head, in->common.name, lib->desc.name, kind);
-    in->head.interval = in->common.interval;
+    if (in->kind == GD_KIND_INPUT && lib->ops.input.collect)
+        in->head.interval = in->common.interval;
 
     gd__opts_canon(gd__common_options(in->kind), &in->common, &in->canon);
     gd_buf_puts(&in->canon, "|");

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "loader.h"
+#include "instance.h"
 #include "options.h"
 #include <dirent.h>
 #include <dlfcn.h>
@@ -109,6 +110,17 @@ static int copy_ops(gd__plugin_lib *lib, char **why)
     return 0;
 }
 
+/* The first option of @opts that the core's common table for @kind also
+ * declares: one setting cannot fill both. */
+static const char *clashing_option(const struct gd_option *opts, int kind)
+{
+    for (const struct gd_option *o = opts; o->name; o++)
+        for (const struct gd_option *c = gd__common_options(kind); c->name; c++)
+            if (strcmp(o->name, c->name) == 0)
+                return o->name;
+    return NULL;
+}
+
 void gd__plugin_lib_close(gd__plugin_lib *lib)
 {
     if (!lib)
@@ -183,6 +195,12 @@ int gd__loader_open(const char *path, const char *expect_name, gd__plugin_lib **
         goto out_close;
     if (lib->desc.options) {
         gd__errs errs = {0};
+        const char *clash = clashing_option(lib->desc.options, (int)lib->desc.kind);
+        if (clash) {
+            rc = fail(why, GD_EABI, "%s: option '%s' is a common %s option the core handles",
+                      lib->desc.name, clash, gd__kind_name((int)lib->desc.kind));
+            goto out_close;
+        }
         if (gd__opts_check_table(lib->desc.options, lib->desc.name, &errs) < 0) {
             rc = fail(why, GD_EABI, "%s: bad option table: %s", lib->desc.name,
                       errs.n ? errs.msgs[0] : "?");

@@ -204,6 +204,17 @@ int main(int argc, char **argv)
             gd_log(NULL, GD_INFO, "no %s: using the embedded default configuration "
                                   "(gatherd --print-default-config shows it)",
                    DEFAULT_CONFIG);
+        /* Validate before leaving the terminal, so a bad file fails here. */
+        if (!foreground) {
+            FILE *devnull = fopen("/dev/null", "w");
+            int rc = gd__rt_check(rt, devnull ? devnull : stdout, stderr);
+            if (devnull)
+                fclose(devnull);
+            if (rc != 0) {
+                gd__rt_free(rt);
+                return rc;
+            }
+        }
         if (!foreground && daemonize(pidfile) < 0) {
             fprintf(stderr, "gatherd: cannot daemonize: %s\n", strerror(errno));
             gd__rt_free(rt);

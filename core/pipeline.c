@@ -71,7 +71,7 @@ static gd_batch *run_processor(gd__inst *pr, gd_batch *in)
     size_t len = gd_batch_len(in);
     gd_batch *out = gd_batch_new(len);
     if (!out) {
-        gd__count_drop(&pr->cnt, "out_of_memory", 0);
+        atomic_fetch_add(&pr->cnt.errors, 1); /* out of memory: pass on unprocessed */
         return gd_batch_ref(in);
     }
     atomic_fetch_add(&pr->cnt.received, len);
@@ -183,10 +183,15 @@ int gd__pipeline_submit(const gd__pipeline *p, gd__inst *src, size_t from, gd_ba
             for (size_t j = 0; routed && j < len; j++)
                 routed[j] = routed[j] || mask[j];
             gd_batch *sel = subset(cur, mask, true);
-            if (sel)
+            if (sel) {
                 prc = gd__queue_push(&o->out.q, sel, block_deadline_ns);
-            else
-                gd__count_drop(&o->cnt, "out_of_memory", 0);
+            } else {
+                size_t nsel = 0;
+                for (size_t j = 0; j < len; j++)
+                    nsel += mask[j];
+                atomic_fetch_add(&o->cnt.received, nsel);
+                gd__count_drop(&o->cnt, "out_of_memory", nsel);
+            }
             gd_batch_unref(sel);
         }
         if (prc < 0)

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* SIGHUPs arriving within this window are served by one reload. */
@@ -29,6 +30,7 @@ struct gd__rt {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_async_t async;
     uv_timer_t reload_timer;
+    uv_timer_t shutdown_timer;
     pthread_mutex_t calls_lock;
     struct loop_call *calls;
     atomic_bool shutdown_req;
@@ -85,6 +87,14 @@ int gd__cfgset_build(gd__rt *rt, gd__loader *l, const char *path, gd__cfgset *se
                 set->v[set->n++] = in;
         }
     }
+    /* Names are unique per kind after ${ENV} expansion too. */
+    for (size_t i = 0; i < set->n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (set->v[i]->kind == set->v[j]->kind &&
+                strcmp(set->v[i]->head.name, set->v[j]->head.name) == 0)
+                gd__errs_add(errs, "%s: %s '%s' is defined twice (first at %s)", set->v[i]->where,
+                             gd__kind_name(set->v[i]->kind), set->v[i]->head.name,
+                             set->v[j]->where);
     set->files = calloc(conf.nfiles ? conf.nfiles : 1, sizeof(*set->files));
     for (size_t i = 0; set->files && i < conf.nfiles; i++)
         set->files[set->nfiles++] = strdup(conf.files[i]);
@@ -208,6 +218,8 @@ static int host_emit(gd_instance *gi, gd_batch *b)
         gd_batch_unref(b);
         return GD_ESHUTDOWN;
     }
+    if (in->kind == GD_KIND_INPUT)
+        atomic_fetch_add(&in->cnt.received, gd_batch_len(b));
     return submit(in, b, push_deadline(in->rt));
 }
 
@@ -221,8 +233,11 @@ static void host_count_error(gd_instance *gi)
     atomic_fetch_add(&((gd__inst *)gi)->cnt.errors, 1);
 }
 
+/* Plugin timers and watches begin with their libuv handle, and the handle's
+ * data points to the struct itself (== the handle): that is how shutdown
+ * tells them from the core's handles and closes them with their ctx_free. */
 struct gd_timer {
-    uv_timer_t h;
+    uv_timer_t h; /* first */
     void (*cb)(void *ctx);
     void *ctx;
     gd_free_fn ctx_free;
@@ -274,7 +289,7 @@ static void host_timer_stop(gd_timer *t)
 }
 
 struct gd_watch {
-    uv_poll_t h;
+    uv_poll_t h; /* first */
     void (*cb)(void *ctx, int fd, int revents);
     void *ctx;
     gd_free_fn ctx_free;
@@ -470,6 +485,7 @@ static bool collect_can_run(gd__sched_job *j)
 }
 
 static void finish_shutdown(gd__rt *rt);
+static void log_counters(gd__inst *in);
 
 static void job_stopped(gd__sched_job *j)
 {
@@ -477,8 +493,10 @@ static void job_stopped(gd__sched_job *j)
     gd__rt *rt = in->rt;
     in->job_stopped = true;
     atomic_store(&in->stopped, true);
-    if (in->retired)
-        gd__inst_free(in); /* removed by a reload */
+    if (in->retired) { /* removed by a reload */
+        log_counters(in);
+        gd__inst_free(in);
+    }
     if (rt->pending_stops && --rt->pending_stops == 0 && rt->stopping)
         finish_shutdown(rt);
 }
@@ -505,6 +523,7 @@ static int input_start(gd__rt *rt, gd__inst *in)
     int rc = ops->start(in->state);
     if (rc < 0) {
         gd_log(&in->head, GD_ERROR, "start failed: %s", gd_strerror(rc));
+        rt->exit_code = 1;
         return rc;
     }
     in->started = true;
@@ -622,7 +641,11 @@ static void on_signal(uv_signal_t *s, int signum)
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    if (!uv_is_closing(h))
+    if (uv_is_closing(h))
+        return;
+    if (h->data == (void *)h) /* a plugin's timer or watch left running */
+        uv_close(h, h->type == UV_TIMER ? timer_closed : watch_closed);
+    else
         uv_close(h, NULL);
 }
 
@@ -684,6 +707,22 @@ static void finish_shutdown(gd__rt *rt)
     uv_walk(&rt->loop, close_walk, NULL);
 }
 
+/* A collect still running shutdown_timeout after SIGTERM (a hung device)
+ * cannot be waited for: drain what was handed over, then leave. */
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    gd__rt *rt = t->data;
+    for (size_t i = 0; i < rt->cur.n; i++) {
+        gd__inst *in = rt->cur.v[i];
+        if (in->scheduled && !in->job_stopped)
+            gd_log(&in->head, GD_ERROR, "collect still running after shutdown_timeout (%g s); "
+                                        "exiting without it", rt->cur.g.shutdown_timeout);
+    }
+    finish_shutdown(rt);
+    fflush(NULL);
+    _exit(rt->exit_code);
+}
+
 static void begin_shutdown(gd__rt *rt)
 {
     if (rt->stopping)
@@ -693,8 +732,12 @@ static void begin_shutdown(gd__rt *rt)
     for (size_t i = 0; i < rt->cur.n; i++)
         if (rt->cur.v[i]->kind == GD_KIND_INPUT)
             input_stop(rt, rt->cur.v[i]);
-    if (rt->pending_stops == 0)
+    if (rt->pending_stops == 0) {
         finish_shutdown(rt);
+        return;
+    }
+    uv_timer_start(&rt->shutdown_timer, on_shutdown_timeout,
+                   (uint64_t)(rt->cur.g.shutdown_timeout * 1000) + 1, 0);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -788,6 +831,8 @@ static int init_loop(gd__rt *rt, int64_t workers)
     rt->async.data = rt;
     uv_timer_init(&rt->loop, &rt->reload_timer);
     rt->reload_timer.data = rt;
+    uv_timer_init(&rt->loop, &rt->shutdown_timer);
+    rt->shutdown_timer.data = rt;
     return 0;
 }
 
@@ -948,6 +993,7 @@ int gd__rt_reload(gd__rt *rt)
             gd__sched_stop(&in->job);
         } else {
             stop_event_input(rt, in);
+            log_counters(in);
             if (in->pending_work)
                 in->retired = true; /* freed when its last work item is done */
             else
@@ -984,6 +1030,10 @@ int gd__rt_reload(gd__rt *rt)
         if (in->kind == GD_KIND_INPUT && !in->scheduled && !in->started)
             input_start(rt, in);
     }
+    /* Secrets of removed instances are forgotten, those of the others kept. */
+    gd_log_redact_clear();
+    for (size_t i = 0; i < rt->cur.n; i++)
+        gd__opts_redact(rt->cur.v[i]->lib->desc.options, rt->cur.v[i]->cfg);
     size_t nfresh = rt->cur.n - nkept;
     gd_log(NULL, GD_INFO, "reloaded: %zu instances kept, %zu started, %zu stopped", nkept,
            nfresh, nremoved);

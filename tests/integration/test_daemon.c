@@ -388,5 +388,71 @@ Test(daemon, event_driven_input_uses_timers_fd_watches_threads_and_work)
         total += n;
     }
     assert_output_accounting(log, "[output:file/out]", (long)total);
+    const char *in = strstr(log, "[input:event_input/ev] received=");
+    cr_assert_not_null(in, "%s", log);
+    cr_assert_eq(strtol(in + strlen("[input:event_input/ev] received="), NULL, 10), (long)total,
+                 "an event-driven input counts what it emits: %s", in);
+    free(log);
+}
+
+Test(daemon, names_stay_unique_after_expansion)
+{
+    const char *cpath = tpath("dup.conf");
+    write_file(cpath, "inputs = ( { plugin = \"good_input\"; },\n"
+                      "           { plugin = \"good_input\"; name = \"${GD_NO_SUCH_VAR:-good_input}\"; } );\n");
+    char args[512];
+    snprintf(args, sizeof(args), "-t -c %s", cpath);
+    cr_assert_eq(run_gatherd(args), 1);
+    char *err = read_file(tpath("err.txt"));
+    cr_assert(strstr(err, "input 'good_input' is defined twice (first at"), "%s", err);
+    free(err);
+}
+
+Test(daemon, a_bad_config_fails_before_going_to_the_background)
+{
+    const char *cpath = tpath("bad.conf");
+    write_file(cpath, "inputs = ( { plugin = \"good_input\"; count = -5; } );\n");
+    char args[512];
+    snprintf(args, sizeof(args), "-c %s -P %s", cpath, tpath("pid"));
+    cr_assert_eq(run_gatherd(args), 1, "the parent reports the error");
+    char *err = read_file(tpath("err.txt"));
+    cr_assert(strstr(err, "option 'count': value -5 out of range"), "%s", err);
+    free(err);
+    struct stat st;
+    cr_assert_neq(stat(tpath("pid"), &st), 0, "no daemon was started");
+}
+
+Test(daemon, a_failing_start_stops_the_daemon_with_status_1)
+{
+    const char *cpath = tpath("fail.conf");
+    write_file(cpath, "inputs = ( { plugin = \"event_input\"; fail_start = true; } );\n"
+                      "outputs = ( { plugin = \"null\"; } );\n");
+    pid_t pid = spawn_gatherd(cpath);
+    int code = wait_exit(pid, 20);
+    char *log = read_file(tpath("daemon.err"));
+    cr_assert_eq(code, 1, "exit %d:\n%s", code, log);
+    cr_assert(strstr(log, "start failed"), "%s", log);
+    free(log);
+}
+
+Test(daemon, a_hung_collect_does_not_hold_shutdown_past_its_timeout)
+{
+    const char *cpath = tpath("hung.conf");
+    write_file(cpath, "global = { shutdown_timeout = \"1s\"; };\n"
+                      "inputs = ( { plugin = \"good_input\"; name = \"slow\"; sleep = \"60s\"; interval = \"100ms\"; } );\n"
+                      "outputs = ( { plugin = \"null\"; } );\n");
+    pid_t pid = spawn_gatherd(cpath);
+    msleep(400);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(pid, SIGTERM);
+    int code = wait_exit(pid, 20);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    char *log = read_file(tpath("daemon.err"));
+    cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
+    cr_assert_lt(took, 5.0, "shutdown took %.1f s", took);
+    cr_assert(strstr(log, "collect still running after shutdown_timeout"), "%s", log);
+    cr_assert(strstr(log, "collect overrun"), "the blocked collect overran its interval: %s", log);
     free(log);
 }

@@ -13,6 +13,7 @@
 
 struct cfg {
     double period;
+    bool fail_start;
 };
 
 struct state {
@@ -102,6 +103,10 @@ static int init(gd_instance *inst, void *cfg, void **state)
 static int start(void *state)
 {
     struct state *s = state;
+    if (s->cfg->fail_start) {
+        gd_log(s->inst, GD_ERROR, "failing start() as configured");
+        return GD_ECONN;
+    }
     uint64_t ms = (uint64_t)(s->cfg->period * 1000);
     int rc = gd_timer_start(s->inst, ms, ms, on_tick, s, NULL, &s->timer);
     if (rc == 0)
@@ -139,6 +144,7 @@ static void destroy(void *state)
 
 static const struct gd_option options[] = {
     GD_OPT_DURATION("period", "20ms", 0.001, 10, 0, offsetof(struct cfg, period), "Tick period"),
+    GD_OPT_BOOL("fail_start", "false", 0, offsetof(struct cfg, fail_start), "start() fails"),
     GD_OPT_END,
 };
 

@@ -3,10 +3,12 @@
  * each collect adds `count` points "t,src=good v=<seq>i" with rising seq. */
 #include <gatherd/gatherd.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct cfg {
     int64_t count;
     char *secret;
+    double sleep; /* seconds each collect blocks, like a slow device */
 };
 
 struct state {
@@ -33,6 +35,11 @@ static void destroy(void *state)
 static int collect(void *state, gd_batch *out)
 {
     struct state *s = state;
+    if (s->cfg->sleep > 0) {
+        struct timespec ts = {.tv_sec = (time_t)s->cfg->sleep,
+                              .tv_nsec = (long)((s->cfg->sleep - (double)(time_t)s->cfg->sleep) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
     for (int64_t i = 0; i < s->cfg->count; i++) {
         gd_point *p = gd_batch_add(out, "t", gd_now_ns());
         gd_point_tag(p, "src", "good");
@@ -44,6 +51,7 @@ static int collect(void *state, gd_batch *out)
 static const struct gd_option options[] = {
     GD_OPT_INT("count", "1", 0, 1000000, 0, offsetof(struct cfg, count), "Points per collect"),
     GD_OPT_STRING("secret", NULL, GD_OF_SENSITIVE, offsetof(struct cfg, secret), "A secret"),
+    GD_OPT_DURATION("sleep", "0", 0, 3600, 0, offsetof(struct cfg, sleep), "Block each collect"),
     GD_OPT_END,
 };
 

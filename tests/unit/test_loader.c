@@ -136,3 +136,8 @@ Test(loader, scan_reports_broken_files_and_keeps_good_ones)
     gd__errs_free(&errs);
     gd__loader_free(&l);
 }
+
+Test(loader, refuses_an_option_the_core_handles_for_every_instance)
+{
+    expect_refusal("clash", GD_EABI, "option 'interval' is a common input option");
+}

@@ -244,8 +244,9 @@ _Static_assert(offsetof(struct gd_plugin, options) == 40, "ABI: gd_plugin.option
 _Static_assert(offsetof(struct gd_plugin, ops) == 56, "ABI: gd_plugin.ops");
 _Static_assert(sizeof(struct gd_plugin) == 64, "ABI: gd_plugin");
 
-/** Initialisers for the version header of struct gd_plugin and of the ops
- * structs: `.abi = ...` fields written for you. */
+/** Initialiser for the version header of struct gd_plugin (abi_major,
+ * abi_minor, struct_size). The ops structs set their own
+ * `.struct_size = sizeof(struct gd_input_ops)` (or processor, output). */
 #define GD_PLUGIN_ABI                                                                              \
     .abi_major = GD_ABI_MAJOR, .abi_minor = GD_ABI_MINOR, .struct_size = sizeof(struct gd_plugin)
 
