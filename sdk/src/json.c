@@ -8,6 +8,7 @@
  * written as \ufffd, so the output is always valid JSON. Floats use
  * gd_fmt_double(), whose every output is a JSON number ("1e+21", "-0").
  */
+#include "digits.h"
 #include <gatherd/lineproto.h>
 #include <math.h>
 #include <string.h>
@@ -105,28 +106,6 @@ static char *put_json_string(char *d, const char *str, size_t n)
     }
     *d++ = '"';
     return d;
-}
-
-static char *put_u64(char *d, uint64_t v)
-{
-    char tmp[20];
-    char *t = tmp + sizeof(tmp);
-    do {
-        *--t = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    size_t n = (size_t)(tmp + sizeof(tmp) - t);
-    memcpy(d, t, n);
-    return d + n;
-}
-
-static char *put_i64(char *d, int64_t v)
-{
-    if (v < 0) {
-        *d++ = '-';
-        return put_u64(d, 0 - (uint64_t)v);
-    }
-    return put_u64(d, (uint64_t)v);
 }
 
 static char *put_lit(char *d, const char *s)

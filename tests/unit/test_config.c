@@ -16,6 +16,7 @@
 static char dir[64];
 static gd__conf conf;
 static gd__errs errs;
+#include "errs_assert.h"
 
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -74,41 +75,6 @@ static int load(const char *rel)
 
 /* Every message, one per line, for assertion output (static: an assertion
  * failure leaves the test without running cleanup). */
-static const char *all_errs(void)
-{
-    static char text[8192];
-    size_t len = 0;
-    text[0] = '\0';
-    for (size_t i = 0; i < errs.n && len < sizeof(text); i++) {
-        int n = snprintf(text + len, sizeof(text) - len, "  %s\n", errs.msgs[i]);
-        if (n < 0)
-            break;
-        len += (size_t)n;
-    }
-    return errs.n ? text : "  (none)\n";
-}
-
-static void assert_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void assert_err(const char *fmt, ...)
-{
-    char *want = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    cr_assert(vasprintf(&want, fmt, ap) > 0);
-    va_end(ap);
-    bool found = gd__errs_contains(&errs, want);
-    char shown[1024];
-    snprintf(shown, sizeof(shown), "%s", want);
-    free(want);
-    cr_assert(found, "expected an error containing\n  %s\ngot\n%s", shown, all_errs());
-}
-
-static void assert_ok(int rc)
-{
-    cr_assert_eq(rc, 0, "unexpected errors:\n%s", all_errs());
-    cr_assert_eq(errs.n, 0, "unexpected errors:\n%s", all_errs());
-}
 
 /* meson test sets GATHERD_TEST_DATA; otherwise look next to this source file
  * (__FILE__ is relative to the build folder), then under the working folder. */
@@ -140,7 +106,7 @@ Test(config, loads_global_and_instances_of_the_main_file)
                         "           { plugin = \"sim\"; name = \"s2\"; } );\n"
                         "processors = ( { plugin = \"scale\"; } );\n"
                         "outputs = ( { plugin = \"stdout\"; } );\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_assert_not_null(conf.global);
     double interval = 0;
     cr_expect(config_setting_lookup_float(conf.global, "interval", &interval));
@@ -159,7 +125,7 @@ Test(config, loads_global_and_instances_of_the_main_file)
 Test(config, name_defaults_to_the_plugin_name)
 {
     put("gatherd.conf", "outputs = ( { plugin = \"stdout\"; } );\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_assert_eq(conf.ninst[GD_KIND_OUTPUT], 1);
     cr_expect_str_eq(conf.inst[GD_KIND_OUTPUT][0].plugin, "stdout");
     cr_expect_str_eq(conf.inst[GD_KIND_OUTPUT][0].name, "stdout");
@@ -169,7 +135,7 @@ Test(config, instance_settings_stay_valid_after_loading)
 {
     put("gatherd.conf", "inputs = ( { plugin = \"sim\"; points = 7; } );\n");
     put("conf.d/a.conf", "inputs = ( { plugin = \"modbus\"; unit_id = 3; } );\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_assert_eq(conf.ninst[GD_KIND_INPUT], 2);
     int v = 0;
     cr_expect(config_setting_lookup_int(conf.inst[GD_KIND_INPUT][0].setting, "points", &v));
@@ -183,7 +149,7 @@ Test(config, instance_settings_stay_valid_after_loading)
 Test(config, merges_main_then_conf_d_in_byte_order)
 {
     const char *path = merge_main();
-    assert_ok(gd__conf_load(&conf, path, NULL, NULL, &errs));
+    assert_no_errs(gd__conf_load(&conf, path, NULL, NULL, &errs));
     cr_assert_eq(conf.ninst[GD_KIND_INPUT], 3);
     cr_expect_str_eq(conf.inst[GD_KIND_INPUT][0].name, "main-sim");
     cr_expect_str_eq(conf.inst[GD_KIND_INPUT][1].name, "a-sim");    /* 10-a.conf */
@@ -198,7 +164,7 @@ Test(config, merges_main_then_conf_d_in_byte_order)
 Test(config, files_lists_every_file_read_in_order)
 {
     const char *path = merge_main();
-    assert_ok(gd__conf_load(&conf, path, NULL, NULL, &errs));
+    assert_no_errs(gd__conf_load(&conf, path, NULL, NULL, &errs));
     cr_assert_eq(conf.nfiles, 3); /* README and .hidden.conf are not read */
     cr_expect_str_eq(conf.files[0], path);
     cr_expect(strstr(conf.files[1], "/conf.d/10-a.conf"), "%s", conf.files[1]);
@@ -214,7 +180,7 @@ Test(config, skips_hidden_non_conf_files_and_folders)
     put("conf.d/a.conf.bak", "broken (");
     mkdir(tmp("conf.d/folder.conf"), 0755);
     put("conf.d/ok.conf", "inputs = ( { plugin = \"sim\"; } );\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_expect_eq(conf.nfiles, 2);
     cr_expect_eq(conf.ninst[GD_KIND_INPUT], 1);
 }
@@ -222,7 +188,7 @@ Test(config, skips_hidden_non_conf_files_and_folders)
 Test(config, missing_default_conf_d_is_fine)
 {
     put("gatherd.conf", "inputs = ( { plugin = \"sim\"; } );\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_expect_eq(conf.nfiles, 1);
 }
 
@@ -232,7 +198,7 @@ Test(config, include_dir_is_relative_to_the_main_file)
     put("conf.d/ignored.conf", "inputs = ( { plugin = \"sim\"; name = \"wrong\"; } );\n");
     put("drop/x.conf", "inputs = ( { plugin = \"sim\"; name = \"right\"; } );\n");
     /* Loaded from another working directory: the folder still resolves. */
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_assert_eq(conf.ninst[GD_KIND_INPUT], 1);
     cr_expect_str_eq(conf.inst[GD_KIND_INPUT][0].name, "right");
 }
@@ -244,7 +210,7 @@ Test(config, include_dir_may_be_absolute)
     snprintf(text, sizeof(text), "global = { include_dir = \"%s\"; };\n", tmp("elsewhere"));
     put("etc/gatherd.conf", text);
     put("elsewhere/x.conf", "outputs = ( { plugin = \"file\"; } );\n");
-    assert_ok(load("etc/gatherd.conf"));
+    assert_no_errs(load("etc/gatherd.conf"));
     cr_expect_eq(conf.ninst[GD_KIND_OUTPUT], 1);
 }
 
@@ -268,7 +234,7 @@ Test(config, at_include_is_relative_to_the_main_file)
 {
     put("gatherd.conf", "@include \"parts/outputs.inc\"\n");
     put("parts/outputs.inc", "outputs = ( { plugin = \"stdout\"; } );\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_expect_eq(conf.ninst[GD_KIND_OUTPUT], 1);
 }
 
@@ -320,7 +286,7 @@ Test(config, same_name_in_different_kinds_is_fine)
 {
     put("gatherd.conf", "inputs = ( { plugin = \"redis\"; name = \"r\"; } );\n"
                         "outputs = ( { plugin = \"redis\"; name = \"r\"; } );\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
 }
 
 Test(config, unknown_top_level_setting_is_an_error)
@@ -380,7 +346,7 @@ Test(config, a_list_item_that_is_not_a_group_is_an_error)
 Test(config, empty_lists_and_arrays_are_fine)
 {
     put("gatherd.conf", "inputs = ();\noutputs = [];\n");
-    assert_ok(load("gatherd.conf"));
+    assert_no_errs(load("gatherd.conf"));
     cr_expect_eq(conf.ninst[GD_KIND_INPUT], 0);
 }
 
@@ -399,7 +365,7 @@ Test(config, embedded_text_loads_under_its_name)
     const char *text = "global = { interval = 10.0; };\n"
                        "inputs = ( { plugin = \"internal\"; } );\n"
                        "outputs = ( { plugin = \"stdout\"; } );\n";
-    assert_ok(gd__conf_load(&conf, NULL, text, "<embedded default>", &errs));
+    assert_no_errs(gd__conf_load(&conf, NULL, text, "<embedded default>", &errs));
     cr_expect_null(conf.main_path);
     cr_assert_not_null(conf.global);
     cr_assert_eq(conf.ninst[GD_KIND_INPUT], 1);
@@ -431,7 +397,7 @@ Test(config, embedded_text_has_no_default_include_dir)
     cr_assert_eq(chdir(dir), 0);
     int rc = gd__conf_load(&conf, NULL, "", "<builtin>", &errs);
     cr_assert_eq(chdir(cwd), 0);
-    assert_ok(rc);
+    assert_no_errs(rc);
     cr_expect_eq(conf.ninst[GD_KIND_INPUT], 0);
 }
 
@@ -440,7 +406,7 @@ Test(config, embedded_text_honours_an_absolute_include_dir)
     put("drop/x.conf", "inputs = ( { plugin = \"sim\"; } );\n");
     char text[PATH_MAX + 64];
     snprintf(text, sizeof(text), "global = { include_dir = \"%s\"; };\n", tmp("drop"));
-    assert_ok(gd__conf_load(&conf, NULL, text, "<builtin>", &errs));
+    assert_no_errs(gd__conf_load(&conf, NULL, text, "<builtin>", &errs));
     cr_expect_eq(conf.ninst[GD_KIND_INPUT], 1);
     cr_expect_eq(conf.nfiles, 2);
 }
