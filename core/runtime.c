@@ -34,6 +34,7 @@ struct gd__rt {
     pthread_mutex_t calls_lock;
     struct loop_call *calls;
     atomic_bool shutdown_req;
+    atomic_int_fast64_t push_wait_ns; /* read by workers; set from shutdown_timeout */
     gd__loader loader;
     gd__cfgset cur;
     pthread_rwlock_t pipe_lock;
@@ -156,8 +157,7 @@ static int64_t push_deadline(gd__rt *rt)
 {
     if (on_loop_thread(rt))
         return 0;
-    int64_t wait = (int64_t)(rt->cur.g.shutdown_timeout * 1e9);
-    return gd__mono_ns() + (wait > PUSH_BLOCK_MIN_NS ? wait : PUSH_BLOCK_MIN_NS);
+    return gd__mono_ns() + atomic_load(&rt->push_wait_ns);
 }
 
 /* Add the input's configured tags to every point (before the freeze; a
@@ -777,9 +777,12 @@ void gd__rt_free(gd__rt *rt)
     free(rt);
 }
 
-static void apply_global_logging(const struct gd__global *g)
+/* Apply the global settings that may change at runtime. */
+static void apply_globals(gd__rt *rt, const struct gd__global *g)
 {
+    int64_t wait = (int64_t)(g->shutdown_timeout * 1e9);
     gd_log_setup((gd_log_level)g->log_level, (gd_log_format)g->log_format);
+    atomic_store(&rt->push_wait_ns, wait > PUSH_BLOCK_MIN_NS ? wait : PUSH_BLOCK_MIN_NS);
 }
 
 static int load(gd__rt *rt, gd__cfgset *set, FILE *err)
@@ -865,7 +868,7 @@ int gd__rt_run(gd__rt *rt)
 {
     if (load(rt, &rt->cur, stderr) < 0)
         return 1;
-    apply_global_logging(&rt->cur.g);
+    apply_globals(rt, &rt->cur.g);
     if (init_loop(rt, rt->cur.g.workers) < 0)
         return 1;
     rt->pipe = pipeline_of(&rt->cur);
@@ -977,8 +980,11 @@ int gd__rt_reload(gd__rt *rt)
     pthread_rwlock_unlock(&rt->pipe_lock);
 
     gd__cfgset old = rt->cur;
+    if (next.g.workers != old.g.workers)
+        gd_log(NULL, GD_WARN, "global.workers changed to %lld: takes effect at the next start",
+               (long long)next.g.workers);
     rt->cur = next;
-    apply_global_logging(&rt->cur.g);
+    apply_globals(rt, &rt->cur.g);
 
     /* Retire what is gone: inputs stop, processors flush, outputs drain. */
     size_t nremoved = 0;
@@ -1069,7 +1075,7 @@ int gd__rt_once(gd__rt *rt, const char *input, FILE *out)
 
     if (load(rt, &rt->cur, stderr) < 0)
         return 1;
-    apply_global_logging(&rt->cur.g);
+    apply_globals(rt, &rt->cur.g);
     rt->pipe = pipeline_of(&rt->cur);
     if (!rt->pipe)
         return 1;
