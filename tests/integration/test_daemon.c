@@ -2,6 +2,7 @@
 /* End to end: the built gatherd binary with real configs, signals and
  * files. Checks that points arrive, that reload keeps them flowing, and that
  * nothing is lost across SIGHUP and SIGTERM. */
+#include "harness.h"
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
@@ -13,114 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef GATHERD_BIN
-#error GATHERD_BIN must name the built daemon
-#endif
 
-static char tmpdir[64];
-
-static void setup(void)
-{
-    strcpy(tmpdir, "/tmp/gd-daemon-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    const char *dev = getenv("GATHERD_PLUGIN_PATH"), *tp = getenv("GATHERD_TEST_PLUGINS");
-    cr_assert(dev && tp, "run through meson test (plugin paths unset)");
-    char path[2048];
-    if (!strstr(dev, tp)) {
-        snprintf(path, sizeof(path), "%s:%s", dev, tp);
-        setenv("GATHERD_PLUGIN_PATH", path, 1);
-    }
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
-TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 120);
-
-static char *tpath(const char *name)
-{
-    static char buf[8][256];
-    static int i;
-    char *p = buf[i++ % 8];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = 0;
-    fclose(f);
-    return s;
-}
-
-/* Run gatherd with @args, stdout to out.txt and stderr to err.txt; returns
- * the exit status. */
-static int run_gatherd(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s %s >%s 2>%s", GATHERD_BIN, args, tpath("out.txt"),
-             tpath("err.txt"));
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static pid_t spawn_gatherd(const char *conf)
-{
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        freopen(tpath("daemon.out"), "w", stdout);
-        freopen(tpath("daemon.err"), "w", stderr);
-        execl(GATHERD_BIN, GATHERD_BIN, "-f", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_exit(pid_t pid, int timeout_s)
-{
-    for (int i = 0; i < timeout_s * 100; i++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-static void msleep(int ms)
-{
-    usleep((useconds_t)ms * 1000);
-}
+TestSuite(daemon, .init = gdt_setup, .fini = gdt_teardown, .timeout = 120);
 
 /* Sequence numbers "v=<n>i" of every line in @path, in file order. */
 static long *read_seqs(const char *path, size_t *n)
 {
-    char *text = read_file(path);
+    char *text = gdt_read_file(path);
     size_t cap = 1024;
     long *v = malloc(cap * sizeof(*v));
     *n = 0;
@@ -189,27 +89,27 @@ static const char *conf_v2 =
 Test(daemon, writes_points_survives_reload_and_loses_nothing_on_sigterm)
 {
     char conf[2048];
-    const char *cpath = tpath("gatherd.conf");
-    snprintf(conf, sizeof(conf), conf_v1, tpath("main.lp"));
-    write_file(cpath, conf);
-    pid_t pid = spawn_gatherd(cpath);
-    msleep(600);
+    const char *cpath = gdt_path("gatherd.conf");
+    snprintf(conf, sizeof(conf), conf_v1, gdt_path("main.lp"));
+    gdt_write_file(cpath, conf);
+    pid_t pid = gdt_spawn(cpath);
+    gdt_msleep(600);
     size_t n1;
-    free(read_seqs(tpath("main.lp"), &n1));
+    free(read_seqs(gdt_path("main.lp"), &n1));
     cr_assert_gt(n1, 20, "points arrive in the file before the reload (%zu)", n1);
 
     /* Change the main output (drained and restarted) and add a second one;
      * a burst of SIGHUPs is coalesced. */
-    snprintf(conf, sizeof(conf), conf_v2, tpath("main.lp"), tpath("second.lp"));
-    write_file(cpath, conf);
+    snprintf(conf, sizeof(conf), conf_v2, gdt_path("main.lp"), gdt_path("second.lp"));
+    gdt_write_file(cpath, conf);
     for (int i = 0; i < 5; i++)
         kill(pid, SIGHUP);
-    msleep(700);
+    gdt_msleep(700);
     kill(pid, SIGHUP); /* unchanged config: everything kept */
-    msleep(300);
+    gdt_msleep(300);
     kill(pid, SIGTERM);
-    int code = wait_exit(pid, 30);
-    char *log = read_file(tpath("daemon.err"));
+    int code = gdt_wait_exit(pid, 30);
+    char *log = gdt_read_file(gdt_path("daemon.err"));
     cr_assert_eq(code, 0, "exit code %d; log:\n%s", code, log);
     cr_assert(strstr(log, "reloaded: 1 instances kept, 2 started, 1 stopped"),
               "first reload swaps the main output, adds one: %s", log);
@@ -217,11 +117,11 @@ Test(daemon, writes_points_survives_reload_and_loses_nothing_on_sigterm)
               "second reload keeps everything: %s", log);
 
     size_t n, n2;
-    long *seqs = read_seqs(tpath("main.lp"), &n);
+    long *seqs = read_seqs(gdt_path("main.lp"), &n);
     cr_assert_gt(n, n1);
     assert_contiguous(seqs, n, 0, "main.lp");
     long last = seqs[n - 1];
-    long *s2 = read_seqs(tpath("second.lp"), &n2);
+    long *s2 = read_seqs(gdt_path("second.lp"), &n2);
     cr_assert_gt(n2, 10, "the added output received points");
     assert_contiguous(s2, n2, s2[0], "second.lp");
     cr_assert_eq(s2[n2 - 1], last, "both outputs end with the last point collected");
@@ -234,27 +134,27 @@ Test(daemon, writes_points_survives_reload_and_loses_nothing_on_sigterm)
 Test(daemon, invalid_config_on_reload_keeps_the_running_one)
 {
     char conf[2048];
-    const char *cpath = tpath("gatherd.conf");
-    snprintf(conf, sizeof(conf), conf_v1, tpath("main.lp"));
-    write_file(cpath, conf);
-    pid_t pid = spawn_gatherd(cpath);
-    msleep(300);
-    write_file(cpath, "inputs = ( { plugin = \"good_input\"; count = \"many\"; } );\n");
+    const char *cpath = gdt_path("gatherd.conf");
+    snprintf(conf, sizeof(conf), conf_v1, gdt_path("main.lp"));
+    gdt_write_file(cpath, conf);
+    pid_t pid = gdt_spawn(cpath);
+    gdt_msleep(300);
+    gdt_write_file(cpath, "inputs = ( { plugin = \"good_input\"; count = \"many\"; } );\n");
     kill(pid, SIGHUP);
-    msleep(400);
+    gdt_msleep(400);
     size_t before;
-    free(read_seqs(tpath("main.lp"), &before));
-    msleep(300);
+    free(read_seqs(gdt_path("main.lp"), &before));
+    gdt_msleep(300);
     size_t after;
-    free(read_seqs(tpath("main.lp"), &after));
+    free(read_seqs(gdt_path("main.lp"), &after));
     cr_assert_gt(after, before, "still collecting after a bad reload");
     kill(pid, SIGTERM);
-    cr_assert_eq(wait_exit(pid, 30), 0);
-    char *log = read_file(tpath("daemon.err"));
+    cr_assert_eq(gdt_wait_exit(pid, 30), 0);
+    char *log = gdt_read_file(gdt_path("daemon.err"));
     cr_assert(strstr(log, "option 'count': expected integer"), "%s", log);
     cr_assert(strstr(log, "still running the previous one"), "%s", log);
     size_t n;
-    long *seqs = read_seqs(tpath("main.lp"), &n);
+    long *seqs = read_seqs(gdt_path("main.lp"), &n);
     assert_contiguous(seqs, n, 0, "main.lp");
     assert_output_accounting(log, "[output:file/main]", (long)n);
     free(seqs);
@@ -263,17 +163,17 @@ Test(daemon, invalid_config_on_reload_keeps_the_running_one)
 
 Test(daemon, check_mode_reports_errors_with_file_and_line)
 {
-    const char *cpath = tpath("bad.conf");
-    write_file(cpath, "global = { interval = 5.0; };\n"
+    const char *cpath = gdt_path("bad.conf");
+    gdt_write_file(cpath, "global = { interval = 5.0; };\n"
                       "inputs = (\n"
                       "  { plugin = \"good_input\";\n"
                       "    cuont = 3; }\n"
                       ");\n");
-    cr_assert_eq(run_gatherd("-t -c /nonexistent/gatherd.conf"), 1, "a missing file is an error");
+    cr_assert_eq(gdt_run("-t -c /nonexistent/gatherd.conf"), 1, "a missing file is an error");
     char args[512];
     snprintf(args, sizeof(args), "-t -c %s", cpath);
-    cr_assert_eq(run_gatherd(args), 1);
-    char *err = read_file(tpath("err.txt"));
+    cr_assert_eq(gdt_run(args), 1);
+    char *err = gdt_read_file(gdt_path("err.txt"));
     char expect[512];
     snprintf(expect, sizeof(expect), "%s:4: input 'good_input' (plugin good_input): option 'cuont': unknown option",
              cpath);
@@ -284,13 +184,13 @@ Test(daemon, check_mode_reports_errors_with_file_and_line)
 
 Test(daemon, check_mode_summarises_a_valid_config_and_hides_secrets)
 {
-    const char *cpath = tpath("ok.conf");
-    write_file(cpath, "inputs = ( { plugin = \"good_input\"; name = \"a\"; secret = \"hunter2hunter2\"; } );\n"
+    const char *cpath = gdt_path("ok.conf");
+    gdt_write_file(cpath, "inputs = ( { plugin = \"good_input\"; name = \"a\"; secret = \"hunter2hunter2\"; } );\n"
                       "outputs = ( { plugin = \"null\"; } );\n");
     char args[512];
     snprintf(args, sizeof(args), "-t -c %s", cpath);
-    cr_assert_eq(run_gatherd(args), 0);
-    char *out = read_file(tpath("out.txt"));
+    cr_assert_eq(gdt_run(args), 0);
+    char *out = gdt_read_file(gdt_path("out.txt"));
     cr_assert(strstr(out, "configuration OK: 1 inputs, 0 processors, 1 outputs"), "%s", out);
     cr_assert(strstr(out, "plugin=good_input"), "%s", out);
     cr_assert_null(strstr(out, "hunter2"), "a secret leaked: %s", out);
@@ -299,42 +199,42 @@ Test(daemon, check_mode_summarises_a_valid_config_and_hides_secrets)
 
 Test(daemon, once_prints_line_protocol_and_writes_no_output)
 {
-    const char *cpath = tpath("once.conf");
+    const char *cpath = gdt_path("once.conf");
     char conf[1024];
     snprintf(conf, sizeof(conf),
              "inputs = ( { plugin = \"good_input\"; name = \"a\"; count = 3;\n"
              "             tags = { site = \"lab-a\"; }; },\n"
              "           { plugin = \"sim\"; name = \"b\"; chambers = 2; } );\n"
              "outputs = ( { plugin = \"file\"; path = \"%s\"; } );\n",
-             tpath("never.lp"));
-    write_file(cpath, conf);
+             gdt_path("never.lp"));
+    gdt_write_file(cpath, conf);
     char args[512];
     snprintf(args, sizeof(args), "--once --input a -c %s", cpath);
-    cr_assert_eq(run_gatherd(args), 0);
-    char *out = read_file(tpath("out.txt"));
+    cr_assert_eq(gdt_run(args), 0);
+    char *out = gdt_read_file(gdt_path("out.txt"));
     cr_assert(strstr(out, "t,site=lab-a,src=good v=0i "), "%s", out);
     cr_assert(strstr(out, "t,site=lab-a,src=good v=2i "), "%s", out);
     cr_assert_null(strstr(out, "chamber"), "only the named input runs: %s", out);
     struct stat st;
-    cr_assert_neq(stat(tpath("never.lp"), &st), 0, "--once writes to no output");
+    cr_assert_neq(stat(gdt_path("never.lp"), &st), 0, "--once writes to no output");
     free(out);
 }
 
 Test(daemon, describe_and_list_plugins)
 {
-    cr_assert_eq(run_gatherd("--describe good_input"), 0);
-    char *out = read_file(tpath("out.txt"));
+    cr_assert_eq(gdt_run("--describe good_input"), 0);
+    char *out = gdt_read_file(gdt_path("out.txt"));
     cr_assert(strstr(out, "count"), "%s", out);
     cr_assert(strstr(out, "Points per collect"), "%s", out);
     cr_assert(strstr(out, "interval"), "common options are listed: %s", out);
     free(out);
-    cr_assert_eq(run_gatherd("--list-plugins"), 0);
-    out = read_file(tpath("out.txt"));
+    cr_assert_eq(gdt_run("--list-plugins"), 0);
+    out = gdt_read_file(gdt_path("out.txt"));
     cr_assert(strstr(out, "sim"), "%s", out);
     cr_assert(strstr(out, "file"), "%s", out);
     free(out);
-    cr_assert_eq(run_gatherd("--describe nosuch"), 1);
-    char *err = read_file(tpath("err.txt"));
+    cr_assert_eq(gdt_run("--describe nosuch"), 1);
+    char *err = gdt_read_file(gdt_path("err.txt"));
     cr_assert(strstr(err, "plugin 'nosuch' not found"), "%s", err);
     free(err);
 }
@@ -342,7 +242,7 @@ Test(daemon, describe_and_list_plugins)
 /* Sequence numbers of the lines tagged src=@src. */
 static long *seqs_of(const char *path, const char *src, size_t *n)
 {
-    char *text = read_file(path);
+    char *text = gdt_read_file(path);
     char tag[64];
     snprintf(tag, sizeof(tag), "src=%s ", src);
     long *v = malloc(sizeof(*v) * 100000);
@@ -357,24 +257,24 @@ static long *seqs_of(const char *path, const char *src, size_t *n)
 Test(daemon, event_driven_input_uses_timers_fd_watches_threads_and_work)
 {
     char conf[1024];
-    const char *cpath = tpath("event.conf");
+    const char *cpath = gdt_path("event.conf");
     snprintf(conf, sizeof(conf),
              "global = { shutdown_timeout = \"5s\"; };\n"
              "inputs = ( { plugin = \"event_input\"; name = \"ev\"; period = \"10ms\"; } );\n"
              "outputs = ( { plugin = \"file\"; name = \"out\"; path = \"%s\";\n"
              "              flush_interval = \"20ms\"; } );\n",
-             tpath("event.lp"));
-    write_file(cpath, conf);
-    pid_t pid = spawn_gatherd(cpath);
-    msleep(800);
+             gdt_path("event.lp"));
+    gdt_write_file(cpath, conf);
+    pid_t pid = gdt_spawn(cpath);
+    gdt_msleep(800);
     kill(pid, SIGTERM);
-    int code = wait_exit(pid, 30);
-    char *log = read_file(tpath("daemon.err"));
+    int code = gdt_wait_exit(pid, 30);
+    char *log = gdt_read_file(gdt_path("daemon.err"));
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     static const char *const srcs[] = {"timer", "fd", "thread", "loop", "work"};
     for (size_t i = 0; i < 5; i++) {
         size_t n;
-        long *v = seqs_of(tpath("event.lp"), srcs[i], &n);
+        long *v = seqs_of(gdt_path("event.lp"), srcs[i], &n);
         cr_assert_geq(n, 1, "no point from %s", srcs[i]);
         if (strcmp(srcs[i], "work") != 0)
             cr_assert_gt(n, 10, "%s: %zu points", srcs[i], n);
@@ -384,7 +284,7 @@ Test(daemon, event_driven_input_uses_timers_fd_watches_threads_and_work)
     size_t total = 0;
     for (size_t i = 0; i < 5; i++) {
         size_t n;
-        free(seqs_of(tpath("event.lp"), srcs[i], &n));
+        free(seqs_of(gdt_path("event.lp"), srcs[i], &n));
         total += n;
     }
     assert_output_accounting(log, "[output:file/out]", (long)total);
@@ -397,39 +297,39 @@ Test(daemon, event_driven_input_uses_timers_fd_watches_threads_and_work)
 
 Test(daemon, names_stay_unique_after_expansion)
 {
-    const char *cpath = tpath("dup.conf");
-    write_file(cpath, "inputs = ( { plugin = \"good_input\"; },\n"
+    const char *cpath = gdt_path("dup.conf");
+    gdt_write_file(cpath, "inputs = ( { plugin = \"good_input\"; },\n"
                       "           { plugin = \"good_input\"; name = \"${GD_NO_SUCH_VAR:-good_input}\"; } );\n");
     char args[512];
     snprintf(args, sizeof(args), "-t -c %s", cpath);
-    cr_assert_eq(run_gatherd(args), 1);
-    char *err = read_file(tpath("err.txt"));
+    cr_assert_eq(gdt_run(args), 1);
+    char *err = gdt_read_file(gdt_path("err.txt"));
     cr_assert(strstr(err, "input 'good_input' is defined twice (first at"), "%s", err);
     free(err);
 }
 
 Test(daemon, a_bad_config_fails_before_going_to_the_background)
 {
-    const char *cpath = tpath("bad.conf");
-    write_file(cpath, "inputs = ( { plugin = \"good_input\"; count = -5; } );\n");
+    const char *cpath = gdt_path("bad.conf");
+    gdt_write_file(cpath, "inputs = ( { plugin = \"good_input\"; count = -5; } );\n");
     char args[512];
-    snprintf(args, sizeof(args), "-c %s -P %s", cpath, tpath("pid"));
-    cr_assert_eq(run_gatherd(args), 1, "the parent reports the error");
-    char *err = read_file(tpath("err.txt"));
+    snprintf(args, sizeof(args), "-c %s -P %s", cpath, gdt_path("pid"));
+    cr_assert_eq(gdt_run(args), 1, "the parent reports the error");
+    char *err = gdt_read_file(gdt_path("err.txt"));
     cr_assert(strstr(err, "option 'count': value -5 out of range"), "%s", err);
     free(err);
     struct stat st;
-    cr_assert_neq(stat(tpath("pid"), &st), 0, "no daemon was started");
+    cr_assert_neq(stat(gdt_path("pid"), &st), 0, "no daemon was started");
 }
 
 Test(daemon, a_failing_start_stops_the_daemon_with_status_1)
 {
-    const char *cpath = tpath("fail.conf");
-    write_file(cpath, "inputs = ( { plugin = \"event_input\"; fail_start = true; } );\n"
+    const char *cpath = gdt_path("fail.conf");
+    gdt_write_file(cpath, "inputs = ( { plugin = \"event_input\"; fail_start = true; } );\n"
                       "outputs = ( { plugin = \"null\"; } );\n");
-    pid_t pid = spawn_gatherd(cpath);
-    int code = wait_exit(pid, 20);
-    char *log = read_file(tpath("daemon.err"));
+    pid_t pid = gdt_spawn(cpath);
+    int code = gdt_wait_exit(pid, 20);
+    char *log = gdt_read_file(gdt_path("daemon.err"));
     cr_assert_eq(code, 1, "exit %d:\n%s", code, log);
     cr_assert(strstr(log, "start failed"), "%s", log);
     free(log);
@@ -437,19 +337,19 @@ Test(daemon, a_failing_start_stops_the_daemon_with_status_1)
 
 Test(daemon, a_hung_collect_does_not_hold_shutdown_past_its_timeout)
 {
-    const char *cpath = tpath("hung.conf");
-    write_file(cpath, "global = { shutdown_timeout = \"1s\"; };\n"
+    const char *cpath = gdt_path("hung.conf");
+    gdt_write_file(cpath, "global = { shutdown_timeout = \"1s\"; };\n"
                       "inputs = ( { plugin = \"good_input\"; name = \"slow\"; sleep = \"60s\"; interval = \"100ms\"; } );\n"
                       "outputs = ( { plugin = \"null\"; } );\n");
-    pid_t pid = spawn_gatherd(cpath);
-    msleep(400);
+    pid_t pid = gdt_spawn(cpath);
+    gdt_msleep(400);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     kill(pid, SIGTERM);
-    int code = wait_exit(pid, 20);
+    int code = gdt_wait_exit(pid, 20);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    char *log = read_file(tpath("daemon.err"));
+    char *log = gdt_read_file(gdt_path("daemon.err"));
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     cr_assert_lt(took, 5.0, "shutdown took %.1f s", took);
     cr_assert(strstr(log, "collect still running after shutdown_timeout"), "%s", log);

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "harness.h"
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef GATHERD_BIN
+#error GATHERD_BIN must name the built daemon
+#endif
+#ifndef GATHERD_SERVERS
+#error GATHERD_SERVERS must name tests/servers
+#endif
+
+char gdt_dir[64];
+
+void gdt_setup(void)
+{
+    strcpy(gdt_dir, "/tmp/gd-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(gdt_dir));
+    const char *dev = getenv("GATHERD_PLUGIN_PATH"), *tp = getenv("GATHERD_TEST_PLUGINS");
+    cr_assert(dev && tp, "run through meson test (plugin paths unset)");
+    if (!strstr(dev, tp)) {
+        char path[2048];
+        snprintf(path, sizeof(path), "%s:%s", dev, tp);
+        setenv("GATHERD_PLUGIN_PATH", path, 1);
+    }
+}
+
+void gdt_teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", gdt_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", gdt_dir);
+}
+
+const char *gdt_path(const char *name)
+{
+    static char buf[8][256];
+    static int i;
+    char *p = buf[i++ % 8];
+    snprintf(p, 256, "%s/%s", gdt_dir, name);
+    return p;
+}
+
+void gdt_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+char *gdt_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n)
+        s[0] = 0;
+    fclose(f);
+    return s;
+}
+
+void gdt_msleep(int ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+int gdt_run(const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "%s %s >%s 2>%s", GATHERD_BIN, args, gdt_path("out.txt"),
+             gdt_path("err.txt"));
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+pid_t gdt_spawn(const char *conf)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (!freopen(gdt_path("daemon.out"), "w", stdout) ||
+            !freopen(gdt_path("daemon.err"), "w", stderr))
+            _exit(126);
+        execl(GATHERD_BIN, GATHERD_BIN, "-f", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+int gdt_wait_exit(pid_t pid, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 100; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+/* ---- servers ------------------------------------------------------------ */
+
+int gdt_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Run a server script; on failure fail the test in CI, else skip it. */
+static void script(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void script(const char *what, const char *fmt, ...)
+{
+    char args[1024], cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "%s/%s >/dev/null", GATHERD_SERVERS, args);
+    int st = system(cmd);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return;
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0)
+        cr_assert_fail("%s failed (CI=true: a missing server is an error): %s", what, cmd);
+    cr_skip_test("%s failed; skipping (set CI=true to make this an error): %s", what, cmd);
+}
+
+static void server_dir(gdt_server *s, const char *kind)
+{
+    if (s->dir[0])
+        return;
+    snprintf(s->dir, sizeof(s->dir), "/tmp/gd-%s-XXXXXX", kind);
+    cr_assert_not_null(mkdtemp(s->dir));
+    s->port = gdt_free_port();
+    s->rpc_port = gdt_free_port();
+}
+
+void gdt_pg_start(gdt_server *s)
+{
+    server_dir(s, "pg");
+    script("starting PostgreSQL", "pg.sh start %s %d", s->dir, s->port);
+    s->running = true;
+}
+
+void gdt_pg_stop(gdt_server *s)
+{
+    if (s->running)
+        script("stopping PostgreSQL", "pg.sh stop %s", s->dir);
+    s->running = false;
+}
+
+void gdt_pg_destroy(gdt_server *s)
+{
+    if (s->dir[0]) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "%s/pg.sh destroy %s >/dev/null 2>&1", GATHERD_SERVERS, s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot destroy %s\n", s->dir);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+const char *gdt_pg_conninfo(const gdt_server *s)
+{
+    static char buf[128];
+    snprintf(buf, sizeof(buf), "host=127.0.0.1 port=%d user=postgres dbname=gatherd", s->port);
+    return buf;
+}
+
+void gdt_influx_start(gdt_server *s)
+{
+    server_dir(s, "influx");
+    script("starting InfluxDB", "influxdb.sh start %s %d %d", s->dir, s->port, s->rpc_port);
+    s->running = true;
+}
+
+void gdt_influx_stop(gdt_server *s)
+{
+    if (s->running)
+        script("stopping InfluxDB", "influxdb.sh stop %s", s->dir);
+    s->running = false;
+}
+
+void gdt_influx_destroy(gdt_server *s)
+{
+    if (s->dir[0]) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "%s/influxdb.sh destroy %s >/dev/null 2>&1", GATHERD_SERVERS,
+                 s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot destroy %s\n", s->dir);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+const char *gdt_influx_url(const gdt_server *s)
+{
+    static char buf[64];
+    snprintf(buf, sizeof(buf), "http://127.0.0.1:%d", s->port);
+    return buf;
+}
