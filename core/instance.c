@@ -68,6 +68,9 @@ const struct gd_option gd__output_options[] = {
                    "Globs on input name or measurement (default: everything)"),
     GD_OPT_INT("batch_points", "1000", 1, 10000000, 0, C(batch_points),
                "Points per write (target)"),
+    GD_OPT_INT("writers", "1", 1, 64, 0, C(writers),
+               "Parallel writer threads, each with its own connection (outputs that "
+               "support it)"),
     GD_OPT_DURATION("flush_interval", "1s", 0, 3600, 0, C(flush_interval),
                     "Longest wait before a partial batch is written"),
     GD_OPT_INT("max_retries", "-1", -1, 1e9, 0, C(max_retries),
@@ -138,6 +141,10 @@ gd__inst *gd__inst_build(struct gd__rt *rt, gd__loader *l, const gd__conf_inst *
     if (in->common.plugin && strcmp(in->common.plugin, ci->plugin) != 0)
         gd__errs_add(errs, "%s:%d: %s '%s': option 'plugin': must be a literal plugin name",
                      ci->file, ci->line, kind, ci->name);
+    if (in->kind == GD_KIND_OUTPUT && in->common.writers > 1 &&
+        !(lib->desc.flags & GD_PLUGIN_PARALLEL))
+        gd__errs_add(errs, "%s:%d: %s '%s' (plugin %s): option 'writers': the plugin supports "
+                     "one writer only", ci->file, ci->line, kind, ci->name, ci->plugin);
     if (!in->common.name)
         in->common.name = strdup(ci->plugin);
     if (in->kind == GD_KIND_INPUT && !config_setting_get_member(ci->setting, "interval"))
@@ -169,13 +176,22 @@ int gd__inst_init(gd__inst *in)
     case GD_KIND_PROCESSOR: init = lib->ops.processor.init; break;
     default: init = lib->ops.output.init; break;
     }
-    if (init)
-        rc = init(&in->head, in->cfg, &in->state);
-    if (rc < 0) {
-        gd_log(&in->head, GD_ERROR, "init failed: %s", gd_strerror(rc));
-        return rc;
+    size_t n = in->kind == GD_KIND_OUTPUT ? (size_t)in->common.writers : 1;
+    in->states = calloc(n, sizeof(*in->states));
+    if (!in->states)
+        return GD_ENOMEM;
+    for (; in->nstates < n; in->nstates++) {
+        if (init)
+            rc = init(&in->head, in->cfg, &in->states[in->nstates]);
+        if (rc < 0) {
+            gd_log(&in->head, GD_ERROR, "init failed: %s", gd_strerror(rc));
+            break;
+        }
     }
-    in->inited = true;
+    in->inited = in->nstates > 0; /* destroy() what was made */
+    in->state = in->states[0];
+    if (rc < 0)
+        return rc;
     if (in->kind == GD_KIND_OUTPUT) {
         const struct gd__common *c = &in->common;
         gd__output_params p = {
@@ -186,7 +202,8 @@ int gd__inst_init(gd__inst *in)
             .retry_initial_ns = (int64_t)(c->retry_initial * 1e9),
             .retry_max_ns = (int64_t)(c->retry_max * 1e9),
         };
-        rc = gd__output_init(&in->out, &in->head, &lib->ops.output, in->state, &in->cnt, &p,
+        rc = gd__output_init(&in->out, &in->head, &lib->ops.output, in->states, in->nstates,
+                             &in->cnt, &p,
                              (size_t)c->queue.max_points, (size_t)c->queue.max_bytes,
                              c->queue.overflow);
         if (rc < 0)
@@ -211,9 +228,10 @@ void gd__inst_free(gd__inst *in)
         case GD_KIND_PROCESSOR: destroy = in->lib->ops.processor.destroy; break;
         default: destroy = in->lib->ops.output.destroy; break;
         }
-        if (destroy)
-            destroy(in->state);
+        for (size_t i = 0; destroy && i < in->nstates; i++)
+            destroy(in->states[i]);
     }
+    free(in->states);
     if (in->lib->desc.options)
         gd__opts_free(in->lib->desc.options, in->cfg);
     free(in->cfg);
@@ -243,8 +261,9 @@ void gd__inst_summary(const gd__inst *in, FILE *f)
             fprintf(f, "%s%s", i ? "," : "", c->match.v[i]);
     }
     if (in->kind == GD_KIND_OUTPUT)
-        fprintf(f, " batch_points=%lld flush_interval=%gs queue=%lld/%s",
-                (long long)c->batch_points, c->flush_interval, (long long)c->queue.max_points,
+        fprintf(f, " batch_points=%lld writers=%lld flush_interval=%gs queue=%lld/%s",
+                (long long)c->batch_points, (long long)c->writers, c->flush_interval,
+                (long long)c->queue.max_points,
                 c->queue.overflow == GD__OVF_DROP_OLDEST ? "drop_oldest" : "block");
     fprintf(f, "  (%s)\n", in->where ? in->where : "?");
 }

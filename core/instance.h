@@ -43,6 +43,7 @@ struct gd__common {
     gd_strlist match;
     /* outputs */
     int64_t batch_points;
+    int64_t writers;
     double flush_interval;
     int64_t max_retries;
     double max_retry_age;
@@ -69,7 +70,9 @@ struct gd__inst {
     char *where; /* "FILE:LINE" of the config group */
     struct gd__common common;
     void *cfg; /* the plugin's config struct */
-    void *state;
+    void *state;    /* the (first) plugin state */
+    void **states;  /* outputs: one state per writer (states[0] == state) */
+    size_t nstates;
     bool inited;
     gd_buf canon; /* canonical config: equal text = unchanged on reload */
     gd__counters cnt;

@@ -77,22 +77,33 @@ int64_t gd__backoff_ns(uint64_t *rng, int64_t initial_ns, int64_t max_ns, unsign
 }
 
 int gd__output_init(gd__output *o, gd_instance *inst, const struct gd_output_ops *ops,
-                    void *state, gd__counters *cnt, const gd__output_params *p,
-                    size_t max_points, size_t max_bytes, int overflow)
+                    void *const *states, size_t nstates, gd__counters *cnt,
+                    const gd__output_params *p, size_t max_points, size_t max_bytes,
+                    int overflow)
 {
     pthread_condattr_t ca;
     memset(o, 0, sizeof(*o));
+    o->w = calloc(nstates ? nstates : 1, sizeof(*o->w));
+    if (!o->w)
+        return GD_ENOMEM;
     int rc = gd__queue_init(&o->q, max_points, max_bytes, overflow, cnt, inst);
-    if (rc < 0)
+    if (rc < 0) {
+        free(o->w);
+        o->w = NULL;
         return rc;
+    }
     o->p = *p;
     if (o->p.batch_points == 0)
         o->p.batch_points = 1;
     o->ops = ops;
-    o->state = state;
+    o->nwriters = nstates ? nstates : 1;
+    for (size_t i = 0; i < o->nwriters; i++) {
+        o->w[i].o = o;
+        o->w[i].state = nstates ? states[i] : NULL;
+        o->w[i].rng = (uint64_t)gd_now_ns() ^ (uintptr_t)&o->w[i];
+    }
     o->inst = inst;
     o->cnt = cnt;
-    o->rng = (uint64_t)gd_now_ns() ^ (uintptr_t)o;
     pthread_mutex_init(&o->wait_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -126,8 +137,9 @@ static void backoff_sleep(gd__output *o, int64_t ns)
 /* Call write() and wait for done(). Returns the status; *@tok_out keeps the
  * token (for its rejects) and must be released. GD_RETRY when write()
  * failed; -1 when shutdown's deadline passed while waiting. */
-static int write_once(gd__output *o, gd_batch *b, struct done_tok **tok_out)
+static int write_once(gd__writer *w, gd_batch *b, struct done_tok **tok_out)
 {
+    gd__output *o = w->o;
     struct done_tok *t = calloc(1, sizeof(*t));
     *tok_out = NULL;
     if (!t)
@@ -139,7 +151,7 @@ static int write_once(gd__output *o, gd_batch *b, struct done_tok **tok_out)
     t->b = gd_batch_ref(b);
 
     atomic_fetch_add(&o->cnt->runs, 1);
-    int rc = o->ops->write(o->state, b, on_done, t);
+    int rc = o->ops->write(w->state, b, on_done, t);
     if (rc < 0) {
         gd_log_ratelimited(o->inst, GD_WARN, "write failed: %s", gd_strerror(rc));
         tok_release(t); /* the plugin's reference: done() will never come */
@@ -202,8 +214,9 @@ static size_t count_valid(const uint32_t *rej, size_t nrej, size_t len)
 }
 
 /* Deliver one taken batch; every point ends delivered or counted dropped. */
-static void deliver(gd__output *o, gd_batch *b)
+static void deliver(gd__writer *w, gd_batch *b)
 {
+    gd__output *o = w->o;
     const size_t total = gd_batch_len(b);
     int64_t first_try = gd__mono_ns();
     unsigned attempt = 0;
@@ -212,7 +225,7 @@ static void deliver(gd__output *o, gd_batch *b)
     for (;;) {
         size_t len = gd_batch_len(cur);
         struct done_tok *t = NULL;
-        int st = write_once(o, cur, &t);
+        int st = write_once(w, cur, &t);
         size_t nrej = t ? count_valid(t->rej, t->nrej, len) : 0;
 
         if (st == -1) {
@@ -270,7 +283,7 @@ static void deliver(gd__output *o, gd_batch *b)
             gd_log(o->inst, GD_ERROR, "shutdown deadline: dropped %zu points still retrying", len);
             break;
         }
-        int64_t wait = gd__backoff_ns(&o->rng, o->p.retry_initial_ns, o->p.retry_max_ns,
+        int64_t wait = gd__backoff_ns(&w->rng, o->p.retry_initial_ns, o->p.retry_max_ns,
                                       attempt - 1);
         gd_log_ratelimited(o->inst, GD_WARN, "write of %zu points failed; retry %u in %.3f s",
                            len, attempt, (double)wait / 1e9);
@@ -282,7 +295,8 @@ static void deliver(gd__output *o, gd_batch *b)
 
 static void *writer_main(void *arg)
 {
-    gd__output *o = arg;
+    gd__writer *w = arg;
+    gd__output *o = w->o;
     gd_batch *b;
     int rc;
 
@@ -296,11 +310,11 @@ static void *writer_main(void *arg)
             gd__queue_drop_waiting(&o->q, "shutdown");
             continue;
         }
-        deliver(o, b);
+        deliver(w, b);
         gd_batch_unref(b);
     }
     if (o->ops->flush) {
-        rc = o->ops->flush(o->state);
+        rc = o->ops->flush(w->state);
         if (rc < 0)
             gd_log(o->inst, GD_ERROR, "flush failed: %s", gd_strerror(rc));
     }
@@ -309,10 +323,13 @@ static void *writer_main(void *arg)
 
 int gd__output_start(gd__output *o)
 {
-    int rc = pthread_create(&o->thread, NULL, writer_main, o);
-    if (rc != 0)
-        return -rc;
-    o->running = true;
+    for (size_t i = 0; i < o->nwriters; i++) {
+        int rc = pthread_create(&o->w[i].thread, NULL, writer_main, &o->w[i]);
+        if (rc != 0)
+            return -rc; /* gd__output_join() joins the ones started */
+        o->w[i].started = true;
+        o->running = true;
+    }
     return 0;
 }
 
@@ -328,10 +345,12 @@ void gd__output_begin_stop(gd__output *o, int64_t deadline_ns)
 
 void gd__output_join(gd__output *o)
 {
-    if (o->running) {
-        pthread_join(o->thread, NULL);
-        o->running = false;
+    for (size_t i = 0; i < o->nwriters; i++) {
+        if (o->w[i].started)
+            pthread_join(o->w[i].thread, NULL);
+        o->w[i].started = false;
     }
+    o->running = false;
 }
 
 void gd__output_fini(gd__output *o)
@@ -339,6 +358,8 @@ void gd__output_fini(gd__output *o)
     if (!o)
         return;
     gd__queue_destroy(&o->q);
+    free(o->w);
+    o->w = NULL;
     pthread_mutex_destroy(&o->wait_lock);
     pthread_cond_destroy(&o->wait_cond);
 }

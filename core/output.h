@@ -9,6 +9,8 @@
  * ever unless max_retries or max_retry_age says otherwise; then counted as
  * "retry_exhausted"). Stopping closes the queue and drains it until the
  * deadline; what is left then is dropped and counted as "shutdown".
+ * An output may have several writers (`writers = N`), each with its own
+ * plugin state, taking batches from the one queue in parallel.
  */
 #ifndef GATHERD_CORE_OUTPUT_H
 #define GATHERD_CORE_OUTPUT_H
@@ -25,27 +27,39 @@ typedef struct gd__output_params {
     int64_t retry_max_ns;
 } gd__output_params;
 
+struct gd__output;
+
+/* One writer thread with its own plugin state (from its own init()). */
+typedef struct gd__writer {
+    struct gd__output *o;
+    void *state;
+    pthread_t thread;
+    bool started;
+    uint64_t rng;
+} gd__writer;
+
 typedef struct gd__output {
     gd__queue q;
     gd__output_params p;
     const struct gd_output_ops *ops;
-    void *state;
+    gd__writer *w;
+    size_t nwriters;
     gd_instance *inst;
     gd__counters *cnt;
-    pthread_t thread;
     bool running;
     atomic_bool stopping;
     atomic_int_fast64_t deadline_ns; /* monotonic; valid once stopping */
     pthread_mutex_t wait_lock;
     pthread_cond_t wait_cond;
-    uint64_t rng;
 } gd__output;
 
-/* gd__output_init() - set up the queue and parameters (no thread yet). */
+/* gd__output_init() - set up the queue and parameters (no thread yet): one
+ * writer per state in @states[0..@nstates) (they share the queue). */
 int gd__output_init(gd__output *o, gd_instance *inst, const struct gd_output_ops *ops,
-                    void *state, gd__counters *cnt, const gd__output_params *p,
-                    size_t max_points, size_t max_bytes, int overflow);
-/* gd__output_start() - start the writer thread. */
+                    void *const *states, size_t nstates, gd__counters *cnt,
+                    const gd__output_params *p, size_t max_points, size_t max_bytes,
+                    int overflow);
+/* gd__output_start() - start the writer threads. */
 int gd__output_start(gd__output *o);
 /* gd__output_begin_stop() - close the queue; the writer drains it until
  * @deadline_ns (monotonic), then drops the rest. Returns at once. */

@@ -356,3 +356,16 @@ Test(daemon, a_hung_collect_does_not_hold_shutdown_past_its_timeout)
     cr_assert(strstr(log, "collect overrun"), "the blocked collect overran its interval: %s", log);
     free(log);
 }
+
+Test(daemon, writers_need_a_plugin_that_supports_them)
+{
+    const char *cpath = gdt_path("writers.conf");
+    gdt_write_file(cpath, "inputs = ( { plugin = \"good_input\"; } );\n"
+                          "outputs = ( { plugin = \"null\"; writers = 4; } );\n");
+    char args[512];
+    snprintf(args, sizeof(args), "-t -c %s", cpath);
+    cr_assert_eq(gdt_run(args), 1);
+    char *err = gdt_read_file(gdt_path("err.txt"));
+    cr_assert(strstr(err, "option 'writers': the plugin supports one writer only"), "%s", err);
+    free(err);
+}

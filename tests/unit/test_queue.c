@@ -236,7 +236,9 @@ static void run_writer(struct fake_out *f, gd__counters *c, int64_t max_retries,
     gd__output_params p = {.batch_points = 100, .flush_ns = 1000000, .max_retries = max_retries,
                            .retry_initial_ns = 1000000, .retry_max_ns = 4000000};
     pthread_mutex_init(&f->lock, NULL);
-    cr_assert_eq(gd__output_init(&o, NULL, &fake_ops, f, c, &p, 100000, 0, GD__OVF_BLOCK), 0);
+    void *states[1] = {f};
+    cr_assert_eq(gd__output_init(&o, NULL, &fake_ops, states, 1, c, &p, 100000, 0, GD__OVF_BLOCK),
+                 0);
     cr_assert_eq(gd__output_start(&o), 0);
     for (int i = 0; i < batches; i++) {
         gd_batch *b = make_batch((size_t)per_batch, i * per_batch);
@@ -303,4 +305,36 @@ Test(backoff, full_jitter_stays_within_the_exponential_cap)
                       (long)cap);
         }
     }
+}
+
+Test(writer, several_writers_share_one_queue_and_deliver_everything_once)
+{
+    static struct fake_out f;
+    gd__counters c = {0};
+    gd__output o;
+    gd__output_params p = {.batch_points = 50, .flush_ns = 1000000, .max_retries = -1,
+                           .retry_initial_ns = 1000000, .retry_max_ns = 4000000};
+    void *states[3] = {&f, &f, &f};
+    pthread_mutex_init(&f.lock, NULL);
+    cr_assert_eq(gd__output_init(&o, NULL, &fake_ops, states, 3, &c, &p, 100000, 0, GD__OVF_BLOCK),
+                 0);
+    cr_assert_eq(o.nwriters, 3);
+    cr_assert_eq(gd__output_start(&o), 0);
+    for (int i = 0; i < 40; i++) {
+        gd_batch *b = make_batch(50, i * 50);
+        gd__queue_push(&o.q, b, gd__mono_ns() + 1000000000LL);
+        gd_batch_unref(b);
+    }
+    gd__output_begin_stop(&o, gd__mono_ns() + 5000000000LL);
+    gd__output_join(&o);
+    assert_invariant(&c, &o.q);
+    cr_assert_eq(atomic_load(&c.delivered), 2000);
+    cr_assert_eq(f.nseen, 2000);
+    static bool seen[2000];
+    for (size_t i = 0; i < f.nseen; i++) {
+        cr_assert(f.seen[i] >= 0 && f.seen[i] < 2000);
+        cr_assert_not(seen[f.seen[i]], "seq %ld written twice", (long)f.seen[i]);
+        seen[f.seen[i]] = true;
+    }
+    gd__output_fini(&o);
 }

@@ -230,7 +230,7 @@ struct gd_plugin {
     const char *name;     /* unique plugin name, e.g. "modbus" */
     const char *version;  /* the plugin's own version, e.g. "1.2.0" */
     uint32_t kind;        /* gd_kind */
-    uint32_t flags;       /* reserved, 0 */
+    uint32_t flags;       /* GD_PLUGIN_* */
     const char *summary;  /* one line for --list-plugins */
     const struct gd_option *options; /* terminated by GD_OPT_END */
     size_t config_size;              /* sizeof the config struct options fill */
@@ -243,6 +243,11 @@ _Static_assert(offsetof(struct gd_plugin, kind) == 24, "ABI: gd_plugin.kind");
 _Static_assert(offsetof(struct gd_plugin, options) == 40, "ABI: gd_plugin.options");
 _Static_assert(offsetof(struct gd_plugin, ops) == 56, "ABI: gd_plugin.ops");
 _Static_assert(sizeof(struct gd_plugin) == 64, "ABI: gd_plugin");
+
+/** Plugin flag: an output whose instances may run several writers
+ * (`writers = N`): the core calls init() once per writer and each writer
+ * thread writes with its own state, in parallel with the others. */
+#define GD_PLUGIN_PARALLEL (1u << 0)
 
 /** Initialiser for the version header of struct gd_plugin (abi_major,
  * abi_minor, struct_size). The ops structs set their own
