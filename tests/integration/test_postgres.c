@@ -553,7 +553,8 @@ Test(postgres, dedupe_stores_points_written_twice_once)
              pg_out("narrow-b", "layout = \"narrow\"; dedupe = true; copy_format = \"text\";"));
     /* Not good_input: its points are less than a microsecond apart, and
      * dedupe (rightly) takes points with equal time (us) and tags for one. */
-    int code = run_conf(60, SIM_CONF, "20s", 400, "0.2", "", "", gdt_path("points.lp"), outs);
+    int code =
+        run_conf(60, SIM_CONF, "20s", 400, "0.2", ODD_SIM_OPTIONS, "", gdt_path("points.lp"), outs);
     char *log = daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
@@ -575,9 +576,10 @@ Test(postgres, dedupe_stores_points_written_twice_once)
     free(log);
 }
 
-Test(postgres, server_stopped_for_20_seconds_loses_nothing)
+Test(postgres, server_down_at_start_and_stopped_for_20_seconds_loses_nothing)
 {
-    gdt_pg_start(&srv);
+    gdt_pg_start(&srv); /* makes the cluster and picks the port */
+    gdt_pg_stop(&srv);
     /* 6 points every 50 ms for about 30 s: the outage is in the middle. */
     char conf[8192];
     snprintf(conf, sizeof(conf),
@@ -589,8 +591,12 @@ Test(postgres, server_stopped_for_20_seconds_loses_nothing)
              "            %s );\n",
              gdt_path("points.lp"), pg_out("main", "layout = \"wide\";"));
     gdt_write_file(gdt_path("gatherd.conf"), conf);
+    /* The server is down when gatherd starts: it starts anyway. */
     pid_t pid = gdt_spawn(gdt_path("gatherd.conf"));
-    gdt_msleep(4000);
+    gdt_msleep(1500);
+    cr_assert_eq(kill(pid, 0), 0, "gatherd runs without its server");
+    gdt_pg_start(&srv);
+    gdt_msleep(3000);
     gdt_pg_stop(&srv);
     sleep(20);
     gdt_pg_start(&srv);
@@ -600,8 +606,9 @@ Test(postgres, server_stopped_for_20_seconds_loses_nothing)
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_eq(f.n, 3600);
     struct counters c = output_counters(log, "postgres/main");
-    cr_assert_eq(c.dropped, 0, "nothing dropped across the outage:\n%s", log);
+    cr_assert_eq(c.dropped, 0, "nothing dropped across the outages:\n%s", log);
     cr_assert_eq(c.delivered, 3600);
+    cr_assert(strstr(log, "cannot connect"), "the first connection failed:\n%s", log);
     cr_assert(strstr(log, "reconnected to"), "the plugin reconnected:\n%s", log);
     PGconn *db_ = db();
     check_wide(db_, "public", "chamber", "chamber", &f, NULL);

@@ -43,7 +43,8 @@
 #define TAG_COMMENT  "gatherd tag"
 /* UNIQUE NULLS NOT DISTINCT (missing tags must compare equal) */
 #define NULLS_NOT_DISTINCT_VERSION 150000
-#define LOGGED_POINT_BYTES         400 /* of a dropped point, in the log */
+#define LOGGED_POINT_BYTES         400  /* of a dropped point, in the log */
+#define MAX_MESSAGE_BYTES          1024 /* of a libpq message, in the log */
 #define MS_PER_S                   1000.0
 #define PLACEHOLDER                "{measurement}"
 #define NARROW_DEFAULT_TABLE       "gatherd_points"
@@ -393,7 +394,7 @@ static void on_notice(void *arg, const char *message)
     struct pg *s = arg;
     if (!gd_log_enabled(GD_DEBUG))
         return;
-    char line[512];
+    char line[MAX_MESSAGE_BYTES];
     snprintf(line, sizeof(line), "%s", message);
     one_line(line);
     gd_log(s->inst, GD_DEBUG, "postgres: server notice: %s", line);
@@ -433,16 +434,16 @@ static int connect_db(struct pg *s)
         return GD_ENOMEM;
     }
     if (PQstatus(s->conn) != CONNECTION_OK) {
-        gd_buf_reset(&s->text);
-        gd_buf_puts(&s->text, PQerrorMessage(s->conn));
-        one_line(s->text.data);
+        char msg[MAX_MESSAGE_BYTES];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->conn));
+        one_line(msg);
         /* A "FATAL" comes from the server itself: wrong database, role or
          * password, no access. Those need an operator; refused or timed-out
          * connections are the server being down and are expected to pass. */
-        bool fatal = strstr(s->text.data, "FATAL") && !strstr(s->text.data, "starting up") &&
-                     !strstr(s->text.data, "shutting down");
+        bool fatal =
+            strstr(msg, "FATAL") && !strstr(msg, "starting up") && !strstr(msg, "shutting down");
         gd_log_ratelimited(s->inst, fatal ? GD_ERROR : GD_WARN,
-                           "postgres: cannot connect: %s; retrying", s->text.data);
+                           "postgres: cannot connect: %s; retrying", msg);
         disconnect(s);
         return GD_ECONN;
     }
@@ -1022,6 +1023,8 @@ static const char *point_text(struct pg *s, uint32_t i)
         gd_buf_reset(&s->text);
         gd_buf_printf(&s->text, "(a point of measurement \"%s\")", gd_point_measurement(p, NULL));
     }
+    if (!s->text.data)
+        return "(a point: out of memory)";
     if (s->text.len > LOGGED_POINT_BYTES)
         memcpy(s->text.data + LOGGED_POINT_BYTES - 3, "...", 4);
     one_line(s->text.data);
