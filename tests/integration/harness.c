@@ -131,8 +131,11 @@ int gdt_free_port(void)
 }
 
 /* Run a server script; on failure fail the test in CI, else skip it. */
-static void script(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void script(const char *what, const char *fmt, ...)
+static void script(const char *what, const char *destroy_dir, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Criterion runs no .fini after a skip or a failed assertion in .init, so a
+ * server that failed is destroyed here first (@destroy_dir: its script). */
+static void script(const char *what, const char *destroy_dir, const char *fmt, ...)
 {
     char args[1024], cmd[2048];
     va_list ap;
@@ -143,6 +146,13 @@ static void script(const char *what, const char *fmt, ...)
     int st = system(cmd);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return;
+    if (destroy_dir) {
+        char d[1024];
+        snprintf(d, sizeof(d), "%s/%s >/dev/null 2>&1", GATHERD_SERVERS, destroy_dir);
+        if (system(d) != 0)
+            fprintf(stderr, "cleanup failed: %s\n", d);
+        gdt_teardown();
+    }
     const char *ci = getenv("CI");
     if (ci && strcmp(ci, "true") == 0)
         cr_assert_fail("%s failed (CI=true: a missing server is an error): %s", what, cmd);
@@ -162,14 +172,16 @@ static void server_dir(gdt_server *s, const char *kind)
 void gdt_pg_start(gdt_server *s)
 {
     server_dir(s, "pg");
-    script("starting PostgreSQL", "pg.sh start %s %d", s->dir, s->port);
+    char destroy[256];
+    snprintf(destroy, sizeof(destroy), "pg.sh destroy %s", s->dir);
+    script("starting PostgreSQL", destroy, "pg.sh start %s %d", s->dir, s->port);
     s->running = true;
 }
 
 void gdt_pg_stop(gdt_server *s)
 {
     if (s->running)
-        script("stopping PostgreSQL", "pg.sh stop %s", s->dir);
+        script("stopping PostgreSQL", NULL, "pg.sh stop %s", s->dir);
     s->running = false;
 }
 
@@ -194,14 +206,17 @@ const char *gdt_pg_conninfo(const gdt_server *s)
 void gdt_influx_start(gdt_server *s)
 {
     server_dir(s, "influx");
-    script("starting InfluxDB", "influxdb.sh start %s %d %d", s->dir, s->port, s->rpc_port);
+    char destroy[256];
+    snprintf(destroy, sizeof(destroy), "influxdb.sh destroy %s", s->dir);
+    script("starting InfluxDB", destroy, "influxdb.sh start %s %d %d", s->dir, s->port,
+           s->rpc_port);
     s->running = true;
 }
 
 void gdt_influx_stop(gdt_server *s)
 {
     if (s->running)
-        script("stopping InfluxDB", "influxdb.sh stop %s", s->dir);
+        script("stopping InfluxDB", NULL, "influxdb.sh stop %s", s->dir);
     s->running = false;
 }
 
