@@ -116,6 +116,37 @@ int gdt_wait_exit(pid_t pid, int timeout_s)
     return -1;
 }
 
+/* The value of "@key=N" in [@p, @eol), or 0. */
+static unsigned long long field_in_line(const char *p, const char *eol, const char *key)
+{
+    const char *k = strstr(p, key);
+    if (!k || (eol && k > eol))
+        return 0;
+    return strtoull(k + strlen(key), NULL, 10);
+}
+
+gdt_counters gdt_counters_of(const char *log, const char *who)
+{
+    gdt_counters c = {0};
+    char tag[160];
+    snprintf(tag, sizeof(tag), "[%s] received=", who);
+    const char *p = strstr(log, tag);
+    cr_assert_not_null(p, "no counters logged for %s:\n%s", who, log);
+    p = strstr(p, "received=");
+    cr_assert_eq(sscanf(p, "received=%llu delivered=%llu dropped=%llu retries=%llu errors=%llu",
+                        &c.received, &c.delivered, &c.dropped, &c.retries, &c.errors),
+                 5, "unreadable counters: %s", p);
+    const char *eol = strchr(p, '\n');
+    c.queued = field_in_line(p, eol, " queued=");
+    c.rejected = field_in_line(p, eol, "dropped{rejected}=");
+    c.shutdown = field_in_line(p, eol, "dropped{shutdown}=");
+    if (strncmp(who, "output:", 7) == 0)
+        cr_assert_eq(c.received, c.delivered + c.dropped + c.queued,
+                     "%s: received %llu != delivered %llu + dropped %llu + queued %llu", who,
+                     c.received, c.delivered, c.dropped, c.queued);
+    return c;
+}
+
 /* ---- servers ------------------------------------------------------------ */
 
 int gdt_free_port(void)

@@ -39,6 +39,18 @@ pid_t gdt_spawn(const char *conf);
  * 128+signal, or -1 after killing it on timeout. */
 int gdt_wait_exit(pid_t pid, int timeout_s);
 
+/* The counters an instance logs at shutdown:
+ * "[output:file/main] received=.. delivered=.. dropped=.. retries=.. errors=.. ... queued=..". */
+typedef struct gdt_counters {
+    unsigned long long received, delivered, dropped, retries, errors, queued;
+    unsigned long long rejected, shutdown; /* dropped{rejected}, dropped{shutdown} */
+} gdt_counters;
+
+/* gdt_counters_of() - parse the counter line of @who ("output:file/main",
+ * "input:sim/chambers") in @log; asserts the line exists and, for outputs,
+ * that received == delivered + dropped + queued. */
+gdt_counters gdt_counters_of(const char *log, const char *who);
+
 /* ---- servers ------------------------------------------------------------ */
 
 typedef struct gdt_server {

@@ -352,35 +352,6 @@ static void assert_db_holds(const char *db, const char *devices, struct lp_point
 
 /* ---- the daemon ---------------------------------------------------------- */
 
-struct counters {
-    unsigned long received, delivered, dropped, retries, errors, queued, rejected;
-};
-
-/* The shutdown line "[output:influxdb/NAME] received=.. delivered=.. ...". */
-static struct counters counters_of(const char *log, const char *who)
-{
-    struct counters c = {0};
-    char tag[128];
-    snprintf(tag, sizeof(tag), "[%s] received=", who);
-    const char *p = strstr(log, tag);
-    cr_assert_not_null(p, "no counters logged for %s:\n%s", who, log);
-    p = strstr(p, "received=");
-    cr_assert_eq(sscanf(p, "received=%lu delivered=%lu dropped=%lu retries=%lu errors=%lu",
-                        &c.received, &c.delivered, &c.dropped, &c.retries, &c.errors),
-                 5);
-    const char *eol = strchr(p, '\n');
-    const char *q = strstr(p, "queued=");
-    if (q && (!eol || q < eol))
-        sscanf(q, "queued=%lu", &c.queued);
-    const char *r = strstr(p, "dropped{rejected}=");
-    if (r && (!eol || r < eol))
-        sscanf(r, "dropped{rejected}=%lu", &c.rejected);
-    cr_assert_eq(c.received, c.delivered + c.dropped + c.queued,
-                 "%s: received %lu != delivered %lu + dropped %lu + queued %lu", who, c.received,
-                 c.delivered, c.dropped, c.queued);
-    return c;
-}
-
 /* sim -> file "copy.lp" and influxdb "db" (with @influx_opts). The sim input
  * emits @points points of 4 chambers, 20 per 50 ms collect, then exits. */
 static void write_conf(const char *url, const char *influx_opts, int points, double fault_rate)
@@ -434,9 +405,9 @@ static void assert_run_delivered(const char *log, const char *db, size_t points)
     char *text;
     struct lp_point *want = file_points(gdt_path("copy.lp"), NULL, &n, &text);
     cr_assert_eq(n, points, "the file output holds %zu points, sim emitted %zu", n, points);
-    struct counters c = counters_of(log, "output:influxdb/db");
-    cr_assert_eq(c.dropped, 0, "dropped %lu:\n%s", c.dropped, log);
-    cr_assert_eq(c.delivered, points, "delivered %lu of %zu", c.delivered, points);
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
+    cr_assert_eq(c.dropped, 0, "dropped %llu:\n%s", c.dropped, log);
+    cr_assert_eq(c.delivered, points, "delivered %llu of %zu", c.delivered, points);
     assert_db_holds(db, "^chamber-", want, n);
     free(want);
     free(text);
@@ -501,7 +472,7 @@ Test(influxdb, server_stopped_for_20s_loses_nothing)
     char *log = gdt_read_file(gdt_path("daemon.err"));
     cr_assert_eq(code, 0, "gatherd exited with %d:\n%s", code, log);
     cr_assert(strstr(log, "influxdb: POST to"), "the outage was noticed:\n%s", log);
-    struct counters c = counters_of(log, "output:influxdb/db");
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
     cr_assert_gt(c.retries, 0, "no retry during a 20 s outage");
     assert_run_delivered(log, "gatherd", 10000);
     free(log);
@@ -531,8 +502,8 @@ Test(influxdb, field_type_conflicts_drop_only_the_conflicting_points)
     size_t bad = nall - n;
     cr_assert_gt(bad, 50, "the sim emitted only %zu faulty points", bad);
 
-    struct counters c = counters_of(log, "output:influxdb/db");
-    cr_assert_eq(c.rejected, bad, "%lu points rejected, %zu conflict:\n%s", c.rejected, bad, log);
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
+    cr_assert_eq(c.rejected, bad, "%llu points rejected, %zu conflict:\n%s", c.rejected, bad, log);
     cr_assert_eq(c.dropped, bad);
     cr_assert_eq(c.delivered, n);
     cr_assert(strstr(log, "field type conflict"), "the server's reason is logged:\n%s", log);
@@ -797,7 +768,7 @@ Test(influxdb, v2_posts_to_api_v2_write_with_org_bucket_and_token)
                       (unsigned char)r->body[1] == 0x8b,
                   "the body is gzip");
     }
-    struct counters c = counters_of(log, "output:influxdb/db");
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
     cr_assert_eq(c.delivered, 400);
     cr_assert_null(strstr(log, "s3cr3t-t0ken-42"), "the token leaked into the log:\n%s", log);
     fake_free(&f);
@@ -826,7 +797,7 @@ Test(influxdb, v1_sends_database_rp_precision_and_basic_auth)
         const char *sp = memrchr(r->body, ' ', (size_t)(nl - r->body));
         cr_assert_eq(nl - sp - 1, 16, "%.*s", (int)(nl - r->body), r->body);
     }
-    struct counters c = counters_of(log, "output:influxdb/db");
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
     cr_assert_eq(c.delivered, 400);
     cr_assert_null(strstr(log, "pa55word"), "%s", log);
     fake_free(&f);
@@ -854,7 +825,7 @@ Test(influxdb, credentials_refused_are_logged_and_retried_without_loss)
     cr_assert(strstr(log, "refused the credentials (HTTP 401: authorization failed); check "
                           "username and password"),
               "%s", log);
-    struct counters c = counters_of(log, "output:influxdb/db");
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
     cr_assert_eq(c.dropped, 0);
     cr_assert_eq(c.delivered, 400);
     cr_assert_geq(c.retries, 3);
@@ -894,7 +865,7 @@ Test(influxdb, busy_server_is_retried_after_its_retry_after)
               log);
     cr_assert(strstr(log, "(HTTP 503: engine: cache-max-memory-size exceeded); retrying"), "%s",
               log);
-    struct counters c = counters_of(log, "output:influxdb/db");
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
     cr_assert_eq(c.dropped, 0);
     cr_assert_eq(c.delivered, 400);
     assert_accepted_once(&f, NULL);
@@ -920,7 +891,7 @@ Test(influxdb, request_entity_too_large_is_split_and_resent)
     char *log = run_to_end(60);
     fake_stop(&f);
     cr_assert(strstr(log, "(HTTP 413: Request Entity Too Large); sending at most"), "%s", log);
-    struct counters c = counters_of(log, "output:influxdb/db");
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
     cr_assert_eq(c.dropped, 0, "%s", log);
     cr_assert_eq(c.delivered, 1000);
     assert_accepted_once(&f, NULL);
@@ -955,8 +926,8 @@ Test(influxdb, unparsable_points_are_isolated_and_only_they_are_dropped)
         bad++;
     free(text);
     cr_assert_eq(bad, 200, "a quarter of the points are chamber-2's");
-    struct counters c = counters_of(log, "output:influxdb/db");
-    cr_assert_eq(c.rejected, bad, "%lu rejected, %zu unparsable:\n%s", c.rejected, bad, log);
+    gdt_counters c = gdt_counters_of(log, "output:influxdb/db");
+    cr_assert_eq(c.rejected, bad, "%llu rejected, %zu unparsable:\n%s", c.rejected, bad, log);
     cr_assert_eq(c.delivered, 800 - bad);
     cr_assert(strstr(log, "point rejected (HTTP 400: partial write: unable to parse"), "%s", log);
     assert_accepted_once(&f, "device=chamber-2,");

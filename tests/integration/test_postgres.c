@@ -411,32 +411,6 @@ static char *daemon_log(void)
     return log;
 }
 
-struct counters {
-    unsigned long long received, delivered, dropped, rejected, shutdown;
-};
-
-/* The shutdown counter line of output @name. */
-static struct counters output_counters(const char *log, const char *name)
-{
-    char who[128];
-    snprintf(who, sizeof(who), "[output:%s] received=", name);
-    const char *p = strstr(log, who);
-    cr_assert_not_null(p, "no counters for %s in:\n%s", name, log);
-    p = strstr(p, "received=");
-    struct counters c = {0};
-    cr_assert_eq(sscanf(p, "received=%llu delivered=%llu dropped=%llu", &c.received, &c.delivered,
-                        &c.dropped),
-                 3);
-    const char *eol = strchr(p, '\n');
-    const char *r = strstr(p, "dropped{rejected}=");
-    if (r && (!eol || r < eol))
-        c.rejected = strtoull(r + strlen("dropped{rejected}="), NULL, 10);
-    r = strstr(p, "dropped{shutdown}=");
-    if (r && (!eol || r < eol))
-        c.shutdown = strtoull(r + strlen("dropped{shutdown}="), NULL, 10);
-    return c;
-}
-
 static size_t count_str(const char *s, const char *needle)
 {
     size_t n = 0;
@@ -492,7 +466,7 @@ Test(postgres, narrow_layout_stores_every_field_once_with_time_tags_and_values)
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_gt(f.n, 400, "sim and good_input points in the file (%zu)", f.n);
-    struct counters c = output_counters(log, "postgres/narrow");
+    gdt_counters c = gdt_counters_of(log, "output:postgres/narrow");
     cr_assert_eq(c.dropped, 0, "%s", log);
     cr_assert_eq(c.delivered, f.n);
 
@@ -522,7 +496,7 @@ Test(postgres, wide_layout_creates_and_extends_tables_with_typed_columns)
     char *log = daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
-    struct counters c = output_counters(log, "postgres/wide");
+    gdt_counters c = gdt_counters_of(log, "output:postgres/wide");
     cr_assert_eq(c.dropped, 0, "%s", log);
     cr_assert_eq(c.delivered, f.n);
     check_wide(db_, "public", "chamber", "chamber", &f, NULL);
@@ -561,7 +535,9 @@ Test(postgres, dedupe_stores_points_written_twice_once)
     const char *names[] = {"postgres/wide-a", "postgres/wide-b", "postgres/narrow-a",
                            "postgres/narrow-b"};
     for (int i = 0; i < 4; i++) {
-        struct counters c = output_counters(log, names[i]);
+        char who[128];
+        snprintf(who, sizeof(who), "output:%s", names[i]);
+        gdt_counters c = gdt_counters_of(log, who);
         cr_assert_eq(c.dropped, 0, "%s: %s", names[i], log);
         cr_assert_eq(c.delivered, f.n, "%s", names[i]);
     }
@@ -605,7 +581,7 @@ Test(postgres, server_down_at_start_and_stopped_for_20_seconds_loses_nothing)
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_eq(f.n, 3600);
-    struct counters c = output_counters(log, "postgres/main");
+    gdt_counters c = gdt_counters_of(log, "output:postgres/main");
     cr_assert_eq(c.dropped, 0, "nothing dropped across the outages:\n%s", log);
     cr_assert_eq(c.delivered, 3600);
     cr_assert(strstr(log, "cannot connect"), "the first connection failed:\n%s", log);
@@ -646,7 +622,9 @@ Test(postgres, data_errors_drop_only_the_bad_points)
 
     const char *names[] = {"postgres/wide", "postgres/narrow"};
     for (int i = 0; i < 2; i++) {
-        struct counters c = output_counters(log, names[i]);
+        char who[128];
+        snprintf(who, sizeof(who), "output:%s", names[i]);
+        gdt_counters c = gdt_counters_of(log, who);
         cr_assert_eq(c.rejected, faults, "%s: dropped{rejected}=%llu, %llu faults\n%s", names[i],
                      c.rejected, faults, log);
         cr_assert_eq(c.dropped, faults);
@@ -683,7 +661,7 @@ Test(postgres, hostile_measurement_and_schema_names_are_literal_identifiers)
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_eq(f.n, 200);
     cr_assert_str_eq(f.p[0].meas, meas);
-    struct counters c = output_counters(log, "postgres/wide");
+    gdt_counters c = gdt_counters_of(log, "output:postgres/wide");
     cr_assert_eq(c.dropped, 0, "%s", log);
     cr_assert_eq(sql_num(db_, "SELECT count(*) FROM victim"), 0, "victim is still there");
     char table[128];
@@ -710,7 +688,7 @@ Test(postgres, missing_database_and_privileges_are_clear_errors_and_lose_nothing
     char *log = daemon_log();
     cr_assert(strstr(log, "database \"nope\" does not exist"), "%s", log);
     cr_assert(strstr(log, " error [output:postgres/nodb] postgres: cannot connect"), "%s", log);
-    cr_assert_eq(output_counters(log, "postgres/nodb").delivered, 0);
+    cr_assert_eq(gdt_counters_of(log, "output:postgres/nodb").delivered, 0);
     free(log);
 
     /* A role without INSERT: clear errors, retried until an operator
@@ -745,7 +723,7 @@ Test(postgres, missing_database_and_privileges_are_clear_errors_and_lose_nothing
     int code = gdt_wait_exit(pid, 60);
     log = daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
-    struct counters c = output_counters(log, "postgres/limited");
+    gdt_counters c = gdt_counters_of(log, "output:postgres/limited");
     cr_assert_eq(c.dropped, 0, "%s", log);
     cr_assert_eq(c.delivered, 300);
     struct lp_file f = lp_read(gdt_path("points.lp"));
