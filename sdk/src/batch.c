@@ -479,59 +479,55 @@ static inline int field_append(gd_point *p, const char *key, size_t klen, gd_fie
     return 0;
 }
 
-int gd_point_f64(gd_point *p, const char *key, double v)
+/* Append a field of @type named @key; the caller sets its value. */
+static inline int scalar_field(gd_point *p, const char *key, uint32_t type, gd_field **f)
 {
     if (!p || !key)
         return GD_EINVAL;
-    if (!isfinite(v))
-        return GD_ERANGE;
-    gd_field *f;
-    int rc = field_append(p, key, strlen(key), &f);
+    int rc = field_append(p, key, strlen(key), f);
     if (rc < 0)
         return rc;
-    f->type = GD_F64;
-    f->v.f64 = v;
+    (*f)->type = type;
+    (*f)->v.u64 = 0; /* no stray bytes in the union */
     return 0;
+}
+
+int gd_point_f64(gd_point *p, const char *key, double v)
+{
+    gd_field *f;
+    if (p && key && !isfinite(v))
+        return GD_ERANGE;
+    int rc = scalar_field(p, key, GD_F64, &f);
+    if (rc == 0)
+        f->v.f64 = v;
+    return rc;
 }
 
 int gd_point_i64(gd_point *p, const char *key, int64_t v)
 {
-    if (!p || !key)
-        return GD_EINVAL;
     gd_field *f;
-    int rc = field_append(p, key, strlen(key), &f);
-    if (rc < 0)
-        return rc;
-    f->type = GD_I64;
-    f->v.i64 = v;
-    return 0;
+    int rc = scalar_field(p, key, GD_I64, &f);
+    if (rc == 0)
+        f->v.i64 = v;
+    return rc;
 }
 
 int gd_point_u64(gd_point *p, const char *key, uint64_t v)
 {
-    if (!p || !key)
-        return GD_EINVAL;
     gd_field *f;
-    int rc = field_append(p, key, strlen(key), &f);
-    if (rc < 0)
-        return rc;
-    f->type = GD_U64;
-    f->v.u64 = v;
-    return 0;
+    int rc = scalar_field(p, key, GD_U64, &f);
+    if (rc == 0)
+        f->v.u64 = v;
+    return rc;
 }
 
 int gd_point_bool(gd_point *p, const char *key, bool v)
 {
-    if (!p || !key)
-        return GD_EINVAL;
     gd_field *f;
-    int rc = field_append(p, key, strlen(key), &f);
-    if (rc < 0)
-        return rc;
-    f->type = GD_BOOL;
-    f->v.u64 = 0; /* no stray bytes in the union */
-    f->v.b = v;
-    return 0;
+    int rc = scalar_field(p, key, GD_BOOL, &f);
+    if (rc == 0)
+        f->v.b = v;
+    return rc;
 }
 
 /* String field with the value copied into the arena before the slot is
