@@ -200,32 +200,41 @@ static void server_dir(gdt_server *s, const char *kind)
     s->rpc_port = gdt_free_port();
 }
 
-void gdt_pg_start(gdt_server *s)
+void gdt_srv_prepare(gdt_server *s, const char *kind) { server_dir(s, kind); }
+
+void gdt_srv_start(gdt_server *s, const char *script_name, const char *what)
 {
-    server_dir(s, "pg");
+    char kind[32];
+    snprintf(kind, sizeof(kind), "%.*s", (int)strcspn(script_name, "."), script_name);
+    server_dir(s, kind);
     char destroy[256];
-    snprintf(destroy, sizeof(destroy), "pg.sh destroy %s", s->dir);
-    script("starting PostgreSQL", destroy, "pg.sh start %s %d", s->dir, s->port);
+    snprintf(destroy, sizeof(destroy), "%s destroy %s", script_name, s->dir);
+    script(what, destroy, "%s start %s %d %d", script_name, s->dir, s->port, s->rpc_port);
     s->running = true;
 }
 
-void gdt_pg_stop(gdt_server *s)
+void gdt_srv_stop(gdt_server *s, const char *script_name)
 {
     if (s->running)
-        script("stopping PostgreSQL", NULL, "pg.sh stop %s", s->dir);
+        script("stopping a server", NULL, "%s stop %s", script_name, s->dir);
     s->running = false;
 }
 
-void gdt_pg_destroy(gdt_server *s)
+void gdt_srv_destroy(gdt_server *s, const char *script_name)
 {
     if (s->dir[0]) {
         char cmd[512];
-        snprintf(cmd, sizeof(cmd), "%s/pg.sh destroy %s >/dev/null 2>&1", GATHERD_SERVERS, s->dir);
+        snprintf(cmd, sizeof(cmd), "%s/%s destroy %s >/dev/null 2>&1", GATHERD_SERVERS,
+                 script_name, s->dir);
         if (system(cmd) != 0)
             fprintf(stderr, "cannot destroy %s\n", s->dir);
     }
     memset(s, 0, sizeof(*s));
 }
+
+void gdt_pg_start(gdt_server *s) { gdt_srv_start(s, "pg.sh", "starting PostgreSQL"); }
+void gdt_pg_stop(gdt_server *s) { gdt_srv_stop(s, "pg.sh"); }
+void gdt_pg_destroy(gdt_server *s) { gdt_srv_destroy(s, "pg.sh"); }
 
 const char *gdt_pg_conninfo(const gdt_server *s)
 {
@@ -234,34 +243,9 @@ const char *gdt_pg_conninfo(const gdt_server *s)
     return buf;
 }
 
-void gdt_influx_start(gdt_server *s)
-{
-    server_dir(s, "influx");
-    char destroy[256];
-    snprintf(destroy, sizeof(destroy), "influxdb.sh destroy %s", s->dir);
-    script("starting InfluxDB", destroy, "influxdb.sh start %s %d %d", s->dir, s->port,
-           s->rpc_port);
-    s->running = true;
-}
-
-void gdt_influx_stop(gdt_server *s)
-{
-    if (s->running)
-        script("stopping InfluxDB", NULL, "influxdb.sh stop %s", s->dir);
-    s->running = false;
-}
-
-void gdt_influx_destroy(gdt_server *s)
-{
-    if (s->dir[0]) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "%s/influxdb.sh destroy %s >/dev/null 2>&1", GATHERD_SERVERS,
-                 s->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot destroy %s\n", s->dir);
-    }
-    memset(s, 0, sizeof(*s));
-}
+void gdt_influx_start(gdt_server *s) { gdt_srv_start(s, "influxdb.sh", "starting InfluxDB"); }
+void gdt_influx_stop(gdt_server *s) { gdt_srv_stop(s, "influxdb.sh"); }
+void gdt_influx_destroy(gdt_server *s) { gdt_srv_destroy(s, "influxdb.sh"); }
 
 const char *gdt_influx_url(const gdt_server *s)
 {

@@ -63,6 +63,21 @@ typedef struct gdt_server {
 /* gdt_free_port() - a TCP port on 127.0.0.1 nobody listens on right now. */
 int gdt_free_port(void);
 
+/* gdt_srv_start() - start a server with tests/servers/SCRIPT, which follows
+ * one convention:  SCRIPT start DIR PORT RPC_PORT  (prints nothing needed;
+ * exit 0 once the server answers), SCRIPT stop DIR (data kept),
+ * SCRIPT destroy DIR (stop if running, remove DIR). The first call makes a
+ * fresh temp dir /tmp/gd-KIND-XXXXXX and picks two free ports; later calls
+ * start the same server again (same dir, same ports). A test may write
+ * files into s->dir before the first start by calling gdt_srv_prepare().
+ * Fails the test (CI=true) or skips it when the script fails. */
+void gdt_srv_start(gdt_server *s, const char *script, const char *what);
+/* gdt_srv_prepare() - make s->dir and pick the ports without starting. */
+void gdt_srv_prepare(gdt_server *s, const char *kind);
+void gdt_srv_stop(gdt_server *s, const char *script);
+/* gdt_srv_destroy() - stop and remove everything; accepts a never-started s. */
+void gdt_srv_destroy(gdt_server *s, const char *script);
+
 /* gdt_pg_start() - the first call makes a cluster (initdb) in a fresh temp
  * dir on a free port, with a database "gatherd" and user "postgres" (trust
  * auth); later calls start the same cluster again. Fails or skips the test
