@@ -366,6 +366,24 @@ gd_point *gd_batch_add_n(gd_batch *b, const char *measurement, size_t len, int64
     return point_new(b, measurement, len, true, ts_ns);
 }
 
+int gd_batch_drop_last(gd_batch *b)
+{
+    if (!b)
+        return GD_EINVAL;
+    if (is_frozen(b))
+        return GD_EFROZEN;
+    if (b->npoints == 0)
+        return GD_ENOENT;
+    /* Its tags and fields are reclaimed when they are the arrays' tails (the
+     * usual case); otherwise they stay unused until the batch is freed. */
+    gd_point *p = b->points[--b->npoints];
+    if ((size_t)p->tag_off + p->ntags == b->ntags)
+        b->ntags = p->tag_off;
+    if ((size_t)p->field_off + p->nfields == b->nfields)
+        b->nfields = p->field_off;
+    return 0;
+}
+
 gd_point *gd_batch_add(gd_batch *b, const char *measurement, int64_t ts_ns)
 {
     if (!measurement)

@@ -571,3 +571,37 @@ Test(batch, bytes_grow_with_content)
     cr_assert_lt(many, 1000 * 1024, "not wildly over");
     gd_batch_unref(b);
 }
+
+Test(batch, drop_last_removes_the_point_being_built)
+{
+    gd_batch *b = gd_batch_new(2);
+    gd_point *p = gd_batch_add(b, "keep", 1);
+    gd_point_tag(p, "a", "1");
+    gd_point_i64(p, "v", 1);
+    gd_point *q = gd_batch_add(b, "half", 2);
+    gd_point_tag(q, "b", "2");
+    gd_point_i64(q, "w", 2);
+    /* the earlier point grows after the later one: its tags move to the end */
+    gd_point_tag(p, "c", "3");
+    cr_assert_eq(gd_batch_drop_last(b), 0);
+    cr_assert_eq(gd_batch_len(b), 1);
+    size_t nt, nf;
+    const gd_tag *t = gd_point_tags(gd_batch_point(b, 0), &nt);
+    gd_point_fields(gd_batch_point(b, 0), &nf);
+    cr_assert_eq(nt, 2);
+    cr_assert_str_eq(t[0].key, "a");
+    cr_assert_str_eq(t[1].key, "c");
+    cr_assert_eq(nf, 1);
+    gd_point *r = gd_batch_add(b, "next", 3);
+    gd_point_i64(r, "x", 3);
+    gd_point_fields(r, &nf);
+    cr_assert_eq(nf, 1);
+    gd_point_tags(r, &nt);
+    cr_assert_eq(nt, 0);
+    cr_assert_eq(gd_batch_drop_last(b), 0);
+    cr_assert_eq(gd_batch_drop_last(b), 0);
+    cr_assert_eq(gd_batch_drop_last(b), GD_ENOENT);
+    gd_batch_freeze(b);
+    cr_assert_eq(gd_batch_drop_last(b), GD_EFROZEN);
+    gd_batch_unref(b);
+}

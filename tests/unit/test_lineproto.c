@@ -147,7 +147,7 @@ static json_t *load_member(const char *text, size_t n, const char *name)
         size_t end = skip_value(text, start, n);
         if (klen == nlen && memcmp(text + key, name, nlen) == 0) {
             json_error_t err;
-            json_t *v = json_loadb(text + start, end - start, 0, &err);
+            json_t *v = json_loadb(text + start, end - start, JSON_ALLOW_NUL, &err);
             cr_assert_not_null(v, "corpus member %s: %s (line %d)", name, err.text, err.line);
             return v;
         }
@@ -366,6 +366,162 @@ Test(lineproto_corpus, every_encode_case_matches_the_reference)
             "line-protocol corpus, encode: %zu of %zu cases pass (%zu results, %zu errors)\n",
             passed, total, results, errors);
     cr_assert_gt(total, 0, "the corpus has no encode cases");
+    cr_assert_eq(passed, total, "%zu corpus case(s) mismatch: %s", total - passed, mismatches);
+}
+
+/* The decode section holds "uint": 18446744073709551615, above jansson's
+ * int64: quote those numbers so the section loads; compare as strings. */
+static char *quote_big_uints(const char *text, size_t len, size_t *out_len)
+{
+    static const char big[] = "\"uint\": 18446744073709551615";
+    char *out = malloc(len * 2 + 1);
+    cr_assert_not_null(out);
+    size_t o = 0, blen = strlen(big);
+    for (size_t i = 0; i < len;) {
+        if (len - i >= blen && memcmp(text + i, big, blen) == 0) {
+            o += (size_t)sprintf(out + o, "\"uint\": \"18446744073709551615\"");
+            i += blen;
+        } else {
+            out[o++] = text[i++];
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+static bool bytes_eq(json_t *want, const char *got, size_t got_len)
+{
+    size_t wlen;
+    char *w = corpus_bytes(want, &wlen);
+    bool eq = wlen == got_len && memcmp(w, got, wlen) == 0;
+    free(w);
+    return eq;
+}
+
+static bool field_eq(json_t *jf, const gd_field *f)
+{
+    if (!bytes_eq(json_object_get(jf, "key"), f->key, f->key_len))
+        return false;
+    json_t *jv = json_object_get(jf, "value"), *x;
+    if ((x = json_object_get(jv, "float")))
+        return f->type == GD_F64 && f->v.f64 == json_number_value(x);
+    if ((x = json_object_get(jv, "int")))
+        return f->type == GD_I64 && f->v.i64 == json_integer_value(x);
+    if ((x = json_object_get(jv, "uint"))) {
+        uint64_t u = json_is_string(x) ? strtoull(json_string_value(x), NULL, 10)
+                                       : (uint64_t)json_integer_value(x);
+        return f->type == GD_U64 && f->v.u64 == u;
+    }
+    if ((x = json_object_get(jv, "bool")))
+        return f->type == GD_BOOL && f->v.b == json_is_true(x);
+    if ((x = json_object_get(jv, "string")))
+        return f->type == GD_STR && bytes_eq(x, f->v.str.ptr, f->v.str.len);
+    return false;
+}
+
+static bool point_eq(json_t *jp, const gd_point *p)
+{
+    size_t mlen, nt, nf;
+    const char *m = gd_point_measurement(p, &mlen);
+    const gd_tag *tags = gd_point_tags(p, &nt);
+    const gd_field *fields = gd_point_fields(p, &nf);
+    json_t *jt = json_object_get(jp, "tags"), *jf = json_object_get(jp, "fields");
+    if (!bytes_eq(json_object_get(jp, "name"), m, mlen) ||
+        json_integer_value(json_object_get(jp, "time")) != gd_point_time(p) ||
+        json_array_size(jt) != nt || json_array_size(jf) != nf)
+        return false;
+    for (size_t i = 0; i < nt; i++) {
+        json_t *t = json_array_get(jt, i);
+        if (!bytes_eq(json_object_get(t, "key"), tags[i].key, tags[i].key_len) ||
+            !bytes_eq(json_object_get(t, "value"), tags[i].value, tags[i].value_len))
+            return false;
+    }
+    for (size_t i = 0; i < nf; i++)
+        if (!field_eq(json_array_get(jf, i), &fields[i]))
+            return false;
+    return true;
+}
+
+/* "... at line 1:18: ..." in the reference's error text, when it has one. */
+static bool error_position(const char *msg, size_t *line, size_t *col)
+{
+    const char *at = msg ? strstr(msg, "at line ") : NULL;
+    return at && sscanf(at, "at line %zu:%zu", line, col) == 2;
+}
+
+Test(lineproto_corpus, every_decode_case_matches_the_reference)
+{
+    const char *dir = getenv("GATHERD_TEST_DATA");
+    cr_assert_not_null(dir, "GATHERD_TEST_DATA is not set (meson test sets it to tests/data)");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, CORPUS_FILE);
+    size_t len, qlen;
+    char *text = read_file(path, &len);
+    cr_assert_not_null(text, "cannot read the corpus at %s", path);
+    char *quoted = quote_big_uints(text, len, &qlen);
+    free(text);
+    json_t *cases = load_member(quoted, qlen, "decode");
+    free(quoted);
+    cr_assert(json_is_object(cases), "no \"decode\" object in %s", path);
+
+    size_t total = 0, passed = 0, results = 0, errors = 0, positions = 0;
+    char mismatches[MISMATCH_LIST_MAX] = "";
+    const char *key;
+    json_t *c;
+    json_object_foreach(cases, key, c)
+    {
+        total++;
+        json_t *in = json_object_get(c, "input");
+        json_t *want = json_object_get(c, "output");
+        gd_precision prec;
+        cr_assert_eq(corpus_precision(json_string_value(json_object_get(in, "precision")), &prec),
+                     0, "corpus %s: unknown precision", key);
+        size_t tlen;
+        char *t = corpus_bytes(json_object_get(in, "text"), &tlen);
+        gd_batch *b = gd_batch_new(4);
+        gd_lp_error err = {0};
+        size_t added = 0;
+        int rc = gd_lp_parse(b, t, tlen, prec,
+                             json_integer_value(json_object_get(in, "defaultTime")), &added, &err);
+        bool ok;
+        json_t *werr = json_object_get(want, "error");
+        if (werr) {
+            size_t line, col;
+            ok = rc == GD_EPARSE && err.reason;
+            if (ok && error_position(json_string_value(werr), &line, &col)) {
+                ok = err.line == line && err.column == col;
+                positions += ok;
+            }
+            if (!ok)
+                cr_log_warn("corpus %s: want error [%s], got rc %d at %zu:%zu (%s)", key,
+                            json_string_value(werr), rc, err.line, err.column,
+                            err.reason ? err.reason : "-");
+            errors += ok;
+        } else {
+            json_t *res = json_object_get(want, "result");
+            ok = rc == 0 && gd_batch_len(b) == json_array_size(res) && added == gd_batch_len(b);
+            for (size_t i = 0; ok && i < gd_batch_len(b); i++)
+                ok = point_eq(json_array_get(res, i), gd_batch_point(b, i));
+            if (!ok)
+                cr_log_warn("corpus %s: want %zu point(s), got rc %d, %zu point(s)%s%s", key,
+                            json_array_size(res), rc, gd_batch_len(b),
+                            rc == GD_EPARSE ? ": " : "", rc == GD_EPARSE ? err.reason : "");
+            results += ok;
+        }
+        if (ok)
+            passed++;
+        else
+            note_mismatch(mismatches, key);
+        free(t);
+        gd_batch_unref(b);
+    }
+    json_decref(cases);
+    fprintf(stderr,
+            "line-protocol corpus, decode: %zu of %zu cases pass (%zu results, %zu errors, "
+            "%zu error positions checked)\n",
+            passed, total, results, errors, positions);
+    cr_assert_gt(total, 0, "the corpus has no decode cases");
     cr_assert_eq(passed, total, "%zu corpus case(s) mismatch: %s", total - passed, mismatches);
 }
 
@@ -897,4 +1053,116 @@ Test(encode_batch, bad_points_are_listed_and_leave_nothing_behind)
     gd_index_set_free(&rej);
     gd_buf_free(&out);
     gd_batch_unref(b);
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static char *parse_to_lp(const char *text, gd_precision prec, int64_t def, int *rc,
+                         gd_lp_error *err)
+{
+    gd_batch *b = gd_batch_new(4);
+    *rc = gd_lp_parse(b, text, strlen(text), prec, def, NULL, err);
+    gd_buf out = {0};
+    cr_assert_eq(gd_lp_encode_batch(&out, b, GD_PREC_NS, NULL), 0);
+    char *s = strdup(out.data ? out.data : "");
+    gd_buf_free(&out);
+    gd_batch_unref(b);
+    return s;
+}
+
+Test(lpparse, first_bad_line_stops_parsing_and_keeps_the_lines_before)
+{
+    gd_lp_error err = {0};
+    int rc;
+    char *s = parse_to_lp("a v=1i 10\nb,t=x v=2 20\nc,t=y v=3,w=1.2.3 30\nd v=4 40\n", GD_PREC_NS,
+                          0, &rc, &err);
+    cr_assert_eq(rc, GD_EPARSE);
+    cr_assert_str_eq(s, "a v=1i 10\nb,t=x v=2 20\n", "the half-parsed line left something: %s", s);
+    cr_assert_eq(err.line, 3);
+    cr_assert_eq(err.column, 13, "column %zu", err.column);
+    cr_assert_eq(err.offset, strlen("a v=1i 10\nb,t=x v=2 20\n") + 12);
+    cr_assert_str_eq(err.reason, "invalid float value");
+    free(s);
+}
+
+Test(lpparse, added_counts_points_of_this_call_only)
+{
+    gd_batch *b = gd_batch_new(4);
+    gd_point_i64(gd_batch_add(b, "pre", 1), "v", 1);
+    size_t added = 99;
+    const char *text = "m v=1 5\nm v=2 6\nm v";
+    cr_assert_eq(gd_lp_parse(b, text, strlen(text), GD_PREC_NS, 0, &added, NULL), GD_EPARSE);
+    cr_assert_eq(added, 2);
+    cr_assert_eq(gd_batch_len(b), 3);
+    gd_batch_freeze(b);
+    cr_assert_eq(gd_lp_parse(b, "m v=1", 5, GD_PREC_NS, 0, &added, NULL), GD_EFROZEN);
+    cr_assert_eq(added, 0);
+    gd_batch_unref(b);
+}
+
+Test(lpparse, precision_scales_timestamps_and_floors_the_default_time)
+{
+    gd_lp_error err;
+    int rc;
+    char *s = parse_to_lp("m v=1 1700000000\nm v=2\n", GD_PREC_S, -1500000001, &rc, &err);
+    cr_assert_eq(rc, 0);
+    cr_assert_str_eq(s, "m v=1 1700000000000000000\nm v=2 -2000000000\n");
+    free(s);
+    s = parse_to_lp("m v=1 9223372036854776", GD_PREC_MS, 0, &rc, &err);
+    cr_assert_eq(rc, GD_EPARSE);
+    cr_assert_str_eq(err.reason, "timestamp out of range");
+    free(s);
+}
+
+Test(lpparse, types_escapes_comments_and_crlf)
+{
+    gd_lp_error err;
+    int rc;
+    char *s = parse_to_lp("# a comment\r\n\r\n  we\\ ird\\,m,t\\ k=v\\=1 s=\"q\\\"b\\\\s\\n\",i=-9i,"
+                          "u=18446744073709551615u,b=TRUE,f=0x1p-2,g=1_000.5 7\r\n",
+                          GD_PREC_NS, 0, &rc, &err);
+    cr_assert_eq(rc, 0, "%s at %zu:%zu", err.reason, err.line, err.column);
+    cr_assert_str_eq(s, "we\\ ird\\,m,t\\ k=v\\=1 s=\"q\\\"b\\\\s\\\\n\",i=-9i,"
+                        "u=18446744073709551615u,b=true,f=0.25,g=1000.5 7\n",
+                     "%s", s);
+    free(s);
+}
+
+Test(lpparse, refuses_what_sinks_cannot_store)
+{
+    static const char *const bad[] = {
+        "m",            "m v",           "m v=",          "m,t= v=1",    "m,t=a,t=b v=1",
+        "m v=-inf",     "m v=1e999",     "m v=9223372036854775808i", "m v=-1u",
+        "m v=tru",      "m v=\"open",    "m v=1 12x",     "m v=1 1 2",   ",m v=1",
+        "m\x01 v=1",    "m v\x02=1",     "m,\xff=1 v=1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gd_batch *b = gd_batch_new(1);
+        gd_lp_error err = {0};
+        int rc = gd_lp_parse(b, bad[i], strlen(bad[i]), GD_PREC_NS, 0, NULL, &err);
+        cr_expect_eq(rc, GD_EPARSE, "accepted: %s", bad[i]);
+        cr_expect_eq(gd_batch_len(b), 0, "left a point: %s", bad[i]);
+        cr_expect(err.reason && err.line == 1 && err.column >= 1, "no position: %s", bad[i]);
+        gd_batch_unref(b);
+    }
+}
+
+Test(lpparse, what_the_encoder_writes_parses_back_the_same)
+{
+    gd_batch *b = gd_batch_new(4);
+    gd_point *p = gd_batch_add(b, "cham ber,x", 1700000000123456789);
+    gd_point_tag(p, "site", "lab a=1");
+    gd_point_f64(p, "temp", -12.345678901234567);
+    gd_point_str(p, "note", "say \"hi\" \\ bye\nnext");
+    gd_point_u64(p, "n", UINT64_MAX);
+    gd_buf once = {0}, twice = {0};
+    cr_assert_eq(gd_lp_encode_batch(&once, b, GD_PREC_NS, NULL), 0);
+    gd_batch *c = gd_batch_new(4);
+    cr_assert_eq(gd_lp_parse(c, once.data, once.len, GD_PREC_NS, 0, NULL, NULL), 0);
+    cr_assert_eq(gd_lp_encode_batch(&twice, c, GD_PREC_NS, NULL), 0);
+    cr_assert_str_eq(twice.data, once.data);
+    gd_buf_free(&once);
+    gd_buf_free(&twice);
+    gd_batch_unref(b);
+    gd_batch_unref(c);
 }

@@ -112,6 +112,13 @@ GD_EXPORT int gd_point_str_n(gd_point *p, const char *key, const char *v, size_t
  * Field keys are not deduplicated; a point with no field is invalid. */
 GD_EXPORT int gd_point_field(gd_point *p, const gd_field *f);
 
+/** gd_batch_drop_last() - remove the point added last (with its tags and
+ * fields) from a batch under construction: for a point found invalid
+ * half-way through building it. Handles to it become invalid; arena memory
+ * is reclaimed with the batch. Returns GD_ENOENT on an empty batch,
+ * GD_EFROZEN on a frozen one. */
+GD_EXPORT int gd_batch_drop_last(gd_batch *b);
+
 /** gd_point_set_time() - change the timestamp of a point being built. */
 GD_EXPORT int gd_point_set_time(gd_point *p, int64_t ts_ns);
 

@@ -45,7 +45,8 @@ extern "C" {
     XX(ECONN, "connection failed")                                                                 \
     XX(EPROTO, "protocol error")                                                                   \
     XX(ESPOOLFULL, "spool full")                                                                   \
-    XX(ENOTSUP, "not supported")
+    XX(ENOTSUP, "not supported")                                                                   \
+    XX(EPARSE, "malformed input")
 
 enum gd_errno {
     GD_OK = 0,
