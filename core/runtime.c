@@ -435,6 +435,18 @@ static void host_shutdown_request(gd_instance *gi, const char *reason)
         gd__rt_request_shutdown(rt);
 }
 
+static bool host_backpressure(gd_instance *gi)
+{
+    gd__inst *in = (gd__inst *)gi;
+    gd__rt *rt = in->rt;
+    if (!rt || !rt->pipe)
+        return false;
+    pthread_rwlock_rdlock(&rt->pipe_lock);
+    bool full = gd__pipeline_blocked(rt->pipe, in);
+    pthread_rwlock_unlock(&rt->pipe_lock);
+    return full;
+}
+
 static const struct gd_core_host host = {
     .struct_size = sizeof(struct gd_core_host),
     .emit = host_emit,
@@ -448,6 +460,7 @@ static const struct gd_core_host host = {
     .work_queue = host_work_queue,
     .call_on_loop = host_call_on_loop,
     .shutdown_request = host_shutdown_request,
+    .backpressure = host_backpressure,
 };
 
 /* ---- inputs ---------------------------------------------------------- */

@@ -129,6 +129,12 @@ int gd_call_on_loop(gd_instance *inst, void (*cb)(void *ctx), void *ctx, gd_free
     return h->call_on_loop(inst, cb, ctx, ctx_free);
 }
 
+bool gd_backpressure(gd_instance *inst)
+{
+    const struct gd_core_host *h = get_host();
+    return h && inst && h->backpressure && h->backpressure(inst);
+}
+
 void gd_shutdown_request(gd_instance *inst, const char *reason)
 {
     const struct gd_core_host *h = get_host();

@@ -334,6 +334,13 @@ GD_EXPORT int gd_work_queue(gd_instance *inst, void (*work)(void *ctx),
 GD_EXPORT int gd_call_on_loop(gd_instance *inst, void (*cb)(void *ctx), void *ctx,
                               gd_free_fn ctx_free);
 
+/** gd_backpressure() - true while an output this instance's points may
+ * reach has a full `overflow = "block"` queue: a gd_emit() now would drop
+ * points (counted). Inputs that can refuse work without losing it check
+ * this first: an HTTP listener answers 503 so the node retries, a broker
+ * client leaves messages unacknowledged. Thread-safe. (ABI 1.1) */
+GD_EXPORT bool gd_backpressure(gd_instance *inst);
+
 /** gd_shutdown_request() - ask the daemon to stop gracefully (as SIGTERM).
  * Thread-safe. Used by finite inputs such as a benchmark source. */
 GD_EXPORT void gd_shutdown_request(gd_instance *inst, const char *reason);
