@@ -10,7 +10,8 @@
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
-static const char *const overflows[] = {"block", "drop_oldest", NULL};
+static const char *const overflows[] = {"block", "drop_oldest", "spool", NULL};
+static const char *const spool_syncs[] = {"batch", "interval", "none", NULL};
 
 const struct gd_option gd__global_options[] = {
     GD_OPT_DURATION("interval", "10s", 0.001, 86400, 0, G(interval),
@@ -58,7 +59,16 @@ static const struct gd_option queue_options[] = {
     GD_OPT_INT("max_points", "100000", 1, 1e12, 0, Q(max_points), "Queue bound in points"),
     GD_OPT_INT("max_bytes", "67108864", 1024, 1e15, 0, Q(max_bytes), "Queue bound in bytes"),
     GD_OPT_ENUM("overflow", "block", overflows, 0, Q(overflow),
-                "When full: block (backpressure) or drop_oldest"),
+                "When full: block (backpressure), drop_oldest, or spool (to disk under "
+                "global.spool_dir/<output name>, replayed after a restart)"),
+    GD_OPT_BOOL("spool_always", "false", 0, Q(spool_always),
+                "spool: write every batch to disk, not only what does not fit in memory"),
+    GD_OPT_ENUM("spool_sync", "batch", spool_syncs, 0, Q(spool_sync),
+                "spool: fdatasync after every batch, every spool_sync_interval, or never"),
+    GD_OPT_DURATION("spool_sync_interval", "1s", 0.001, 3600, 0, Q(spool_sync_interval),
+                    "spool: sync period with spool_sync = interval"),
+    GD_OPT_INT("spool_max_bytes", "1073741824", 65536, 1e15, 0, Q(spool_max_bytes),
+               "spool: disk bound; past it the oldest segments are dropped and counted"),
     GD_OPT_END,
 };
 
@@ -123,6 +133,8 @@ gd__inst *gd__inst_build(struct gd__rt *rt, gd__loader *l, const gd__conf_inst *
     pthread_mutex_init(&in->proc_lock, NULL);
     if (asprintf(&in->where, "%s:%d", ci->file, ci->line) < 0)
         in->where = NULL;
+    if (g && g->spool_dir && asprintf(&in->spool_dir, "%s/%s", g->spool_dir, ci->name) < 0)
+        in->spool_dir = NULL;
     in->cfg = calloc(1, lib->desc.config_size ? lib->desc.config_size : 1);
 
     char *ctx = NULL;
@@ -209,6 +221,21 @@ int gd__inst_init(gd__inst *in)
         if (rc < 0)
             return rc;
         in->out_inited = true;
+        if (c->queue.overflow == GD__OVF_SPOOL) {
+            gd__spool_opts so = {
+                .sync = c->queue.spool_sync,
+                .sync_interval_ns = (int64_t)(c->queue.spool_sync_interval * 1e9),
+                .max_bytes = (uint64_t)c->queue.spool_max_bytes,
+            };
+            rc = in->spool_dir ? gd__queue_attach_spool(&in->out.q, in->spool_dir, &so,
+                                                        c->queue.spool_always)
+                               : GD_ENOMEM;
+            if (rc < 0) {
+                gd_log(&in->head, GD_ERROR, "cannot open the spool %s: %s",
+                       in->spool_dir ? in->spool_dir : "", gd_strerror(rc));
+                return rc;
+            }
+        }
     }
     return 0;
 }
@@ -240,6 +267,7 @@ void gd__inst_free(gd__inst *in)
     pthread_mutex_destroy(&in->proc_lock);
     gd_buf_free(&in->canon);
     free(in->where);
+    free(in->spool_dir);
     free(in);
 }
 

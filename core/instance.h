@@ -29,6 +29,10 @@ struct gd__queue_opts {
     int64_t max_points;
     int64_t max_bytes;
     int overflow;
+    bool spool_always;
+    int spool_sync;
+    double spool_sync_interval;
+    int64_t spool_max_bytes;
 };
 
 struct gd__common {
@@ -68,6 +72,7 @@ struct gd__inst {
     int kind;
     const gd__plugin_lib *lib;
     char *where; /* "FILE:LINE" of the config group */
+    char *spool_dir; /* outputs with overflow = spool: global.spool_dir/<name> */
     struct gd__common common;
     void *cfg; /* the plugin's config struct */
     void *state;    /* the (first) plugin state */

@@ -213,13 +213,16 @@ static size_t count_valid(const uint32_t *rej, size_t nrej, size_t len)
     return n;
 }
 
-/* Deliver one taken batch; every point ends delivered or counted dropped. */
-static void deliver(gd__writer *w, gd_batch *b)
+/* Deliver one taken batch; every point ends delivered, counted dropped, or
+ * (cut off by the shutdown deadline) handed back to the queue, which keeps
+ * the spooled ones on disk and counts the rest as dropped "shutdown". */
+static void deliver(gd__writer *w, gd_batch *b, gd__qticket *ticket)
 {
     gd__output *o = w->o;
     const size_t total = gd_batch_len(b);
     int64_t first_try = gd__mono_ns();
     unsigned attempt = 0;
+    size_t unaccounted = 0;
     gd_batch *cur = gd_batch_ref(b);
 
     for (;;) {
@@ -229,7 +232,7 @@ static void deliver(gd__writer *w, gd_batch *b)
         size_t nrej = t ? count_valid(t->rej, t->nrej, len) : 0;
 
         if (st == -1) {
-            gd__count_drop(o->cnt, "shutdown", len);
+            unaccounted = len;
             break;
         }
         if (nrej) {
@@ -279,8 +282,9 @@ static void deliver(gd__writer *w, gd_batch *b)
             break;
         }
         if (past_deadline(o)) {
-            gd__count_drop(o->cnt, "shutdown", len);
-            gd_log(o->inst, GD_ERROR, "shutdown deadline: dropped %zu points still retrying", len);
+            unaccounted = len;
+            gd_log(o->inst, GD_ERROR, "shutdown deadline: %zu points still retrying %s", len,
+                   ticket ? "stay in the spool" : "are dropped");
             break;
         }
         int64_t wait = gd__backoff_ns(&w->rng, o->p.retry_initial_ns, o->p.retry_max_ns,
@@ -290,7 +294,7 @@ static void deliver(gd__writer *w, gd_batch *b)
         backoff_sleep(o, wait);
     }
     gd_batch_unref(cur);
-    gd__queue_done(&o->q, total);
+    gd__queue_done(&o->q, total, ticket, unaccounted);
 }
 
 static void *writer_main(void *arg)
@@ -298,19 +302,20 @@ static void *writer_main(void *arg)
     gd__writer *w = arg;
     gd__output *o = w->o;
     gd_batch *b;
+    gd__qticket *t;
     int rc;
 
-    while ((rc = gd__queue_take(&o->q, o->p.batch_points, o->p.flush_ns, &b)) != GD_ESHUTDOWN) {
+    while ((rc = gd__queue_take(&o->q, o->p.batch_points, o->p.flush_ns, &b, &t)) !=
+           GD_ESHUTDOWN) {
         if (rc < 0)
             continue;
         if (past_deadline(o)) {
-            gd__count_drop(o->cnt, "shutdown", gd_batch_len(b));
-            gd__queue_done(&o->q, gd_batch_len(b));
+            gd__queue_done(&o->q, gd_batch_len(b), t, gd_batch_len(b));
             gd_batch_unref(b);
             gd__queue_drop_waiting(&o->q, "shutdown");
             continue;
         }
-        deliver(w, b);
+        deliver(w, b, t);
         gd_batch_unref(b);
     }
     if (o->ops->flush) {

@@ -98,11 +98,19 @@ static gd_batch *run_processor(gd__inst *pr, gd_batch *in)
 
 /* Apply processors from @from on; returns the final batch (new reference). */
 static gd_batch *run_processors(const gd__pipeline *p, const char *src_name, size_t from,
-                                gd_batch *b, bool *mask)
+                                gd_batch *b, bool **maskp, size_t *cap)
 {
     gd_batch *cur = gd_batch_ref(b);
     for (size_t i = from; i < p->nprocs && gd_batch_len(cur); i++) {
         gd__inst *pr = p->procs[i];
+        if (gd_batch_len(cur) > *cap) { /* an earlier processor added points */
+            bool *nm = realloc(*maskp, gd_batch_len(cur) * sizeof(*nm));
+            if (!nm)
+                continue; /* out of memory: this processor is skipped */
+            *maskp = nm;
+            *cap = gd_batch_len(cur);
+        }
+        bool *mask = *maskp;
         enum sel s = select_points(&pr->common.match, src_name, cur, mask);
         gd_batch *next = NULL;
         if (s == SEL_NONE)
@@ -148,10 +156,11 @@ int gd__pipeline_submit(const gd__pipeline *p, gd__inst *src, size_t from, gd_ba
         gd_batch_unref(b);
         return GD_ENOMEM;
     }
-    gd_batch *cur = run_processors(p, src_name, from, b, mask);
+    size_t cap = len0;
+    gd_batch *cur = run_processors(p, src_name, from, b, &mask, &cap);
     gd_batch_unref(b);
     size_t len = gd_batch_len(cur);
-    if (len > len0) {
+    if (len > cap) {
         bool *nm = realloc(mask, len * sizeof(*mask));
         if (!nm) {
             gd__count_drop(&src->cnt, "out_of_memory", len);
@@ -217,7 +226,7 @@ bool gd__pipeline_blocked(const gd__pipeline *p, const gd__inst *src)
     (void)src; /* globs may select by measurement, unknown before collecting: any full queue counts */
     for (size_t i = 0; i < p->nouts; i++) {
         gd__inst *o = p->outs[i];
-        if (o->common.queue.overflow == GD__OVF_BLOCK && gd__queue_is_full(&o->out.q))
+        if (gd__queue_is_full(&o->out.q))
             return true;
     }
     return false;

@@ -83,11 +83,12 @@ static size_t drain(const char *name, int64_t *vals, size_t cap)
     while (gd__queue_queued(&o->out.q) > 0) {
         gd_batch *b;
         gd__queue_close(&o->out.q);
-        if (gd__queue_take(&o->out.q, 100000, 0, &b) < 0)
+        gd__qticket *t;
+        if (gd__queue_take(&o->out.q, 100000, 0, &b, &t) < 0)
             break;
         for (size_t i = 0; i < gd_batch_len(b) && n < cap; i++)
             vals[n++] = gd_point_field_get(gd_batch_point(b, i), "v")->v.i64;
-        gd__queue_done(&o->out.q, gd_batch_len(b));
+        gd__queue_done(&o->out.q, gd_batch_len(b), t, 0);
         gd_batch_unref(b);
     }
     return n;
@@ -159,9 +160,10 @@ Test(pipeline, pass_forwards_the_batch_untouched)
     gd__inst *o = inst("all");
     gd_batch *got;
     gd__queue_close(&o->out.q);
-    cr_assert_eq(gd__queue_take(&o->out.q, 100, 0, &got), 0);
+    gd__qticket *t;
+    cr_assert_eq(gd__queue_take(&o->out.q, 100, 0, &got, &t), 0);
     cr_assert_eq(got, b, "the very same batch, no copy");
-    gd__queue_done(&o->out.q, 1);
+    gd__queue_done(&o->out.q, 1, t, 0);
     gd_batch_unref(got);
     gd_batch_unref(b);
     cr_assert_eq(atomic_load(&inst("same")->cnt.delivered), 1);

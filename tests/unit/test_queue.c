@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+static gd__qticket *tk; /* memory-only queues hand out none */
+
 static gd_batch *make_batch(size_t n, int64_t first)
 {
     gd_batch *b = gd_batch_new(n);
@@ -93,10 +95,10 @@ Test(queue, drop_oldest_counts_every_dropped_point)
     assert_invariant(&c, &q);
     /* The survivors are the newest: seq 30.. */
     gd_batch *out;
-    cr_assert_eq(gd__queue_take(&q, 100, 0, &out), 0);
+    cr_assert_eq(gd__queue_take(&q, 100, 0, &out, &tk), 0);
     const gd_field *f = gd_point_field_get(gd_batch_point(out, 0), "seq");
     cr_assert_eq(f->v.i64, 30);
-    gd__queue_done(&q, gd_batch_len(out));
+    gd__queue_done(&q, gd_batch_len(out), tk, 0);
     gd_batch_unref(out);
     gd__queue_destroy(&q);
 }
@@ -139,12 +141,12 @@ Test(queue, take_merges_small_pushes_up_to_batch_points)
         gd_batch_unref(b);
     }
     gd_batch *out;
-    cr_assert_eq(gd__queue_take(&q, 25, 1000000000LL, &out), 0);
+    cr_assert_eq(gd__queue_take(&q, 25, 1000000000LL, &out, &tk), 0);
     cr_assert_eq(gd_batch_len(out), 20, "whole pushes up to 25 points: 20");
     for (size_t i = 0; i < 20; i++)
         cr_assert_eq(gd_point_field_get(gd_batch_point(out, i), "seq")->v.i64, (int64_t)i);
     cr_assert_eq(queued(&q), 60, "taken points stay queued while in flight");
-    gd__queue_done(&q, 20);
+    gd__queue_done(&q, 20, tk, 0);
     cr_assert_eq(queued(&q), 40);
     gd_batch_unref(out);
     gd__queue_destroy(&q);
@@ -160,12 +162,12 @@ Test(queue, take_waits_for_flush_interval_on_a_partial_batch)
     gd_batch_unref(b);
     int64_t t0 = gd__mono_ns();
     gd_batch *out;
-    cr_assert_eq(gd__queue_take(&q, 100, 200000000LL, &out), 0);
+    cr_assert_eq(gd__queue_take(&q, 100, 200000000LL, &out, &tk), 0);
     int64_t waited = gd__mono_ns() - t0;
     cr_assert_geq(waited, 150000000LL, "a partial batch waits for flush_interval (%ld ns)",
                   (long)waited);
     cr_assert_eq(gd_batch_len(out), 3);
-    gd__queue_done(&q, 3);
+    gd__queue_done(&q, 3, tk, 0);
     gd_batch_unref(out);
     gd__queue_destroy(&q);
 }
@@ -179,7 +181,7 @@ Test(queue, closed_queue_refuses_pushes_and_take_ends)
     gd_batch *b = make_batch(4, 0), *out = NULL;
     cr_assert_eq(gd__queue_push(&q, b, 0), GD_ESHUTDOWN);
     cr_assert_eq(gd__dropped(&c, "shutdown"), 4);
-    cr_assert_eq(gd__queue_take(&q, 10, 0, &out), GD_ESHUTDOWN);
+    cr_assert_eq(gd__queue_take(&q, 10, 0, &out, &tk), GD_ESHUTDOWN);
     gd_batch_unref(b);
     gd__queue_destroy(&q);
 }
