@@ -447,6 +447,21 @@ static bool host_backpressure(gd_instance *gi)
     return full;
 }
 
+static bool host_emit_durable(gd_instance *gi)
+{
+    gd__rt *rt = ((gd__inst *)gi)->rt;
+    if (!rt || !rt->pipe)
+        return false;
+    pthread_rwlock_rdlock(&rt->pipe_lock);
+    bool durable = rt->pipe->nouts > 0;
+    for (size_t i = 0; i < rt->pipe->nouts && durable; i++) {
+        const struct gd__queue_opts *q = &rt->pipe->outs[i]->common.queue;
+        durable = q->overflow == GD__OVF_SPOOL && q->spool_always && q->spool_sync == GD__SYNC_BATCH;
+    }
+    pthread_rwlock_unlock(&rt->pipe_lock);
+    return durable;
+}
+
 static const struct gd_core_host host = {
     .struct_size = sizeof(struct gd_core_host),
     .emit = host_emit,
@@ -461,6 +476,7 @@ static const struct gd_core_host host = {
     .call_on_loop = host_call_on_loop,
     .shutdown_request = host_shutdown_request,
     .backpressure = host_backpressure,
+    .emit_durable = host_emit_durable,
 };
 
 /* ---- inputs ---------------------------------------------------------- */

@@ -51,6 +51,7 @@ struct gd_core_host {
     int (*call_on_loop)(gd_instance *inst, void (*cb)(void *ctx), void *ctx, gd_free_fn ctx_free);
     void (*shutdown_request)(gd_instance *inst, const char *reason);
     bool (*backpressure)(gd_instance *inst);
+    bool (*emit_durable)(gd_instance *inst);
 };
 
 /* gd_core_attach() - install the daemon's service table (NULL detaches).

@@ -135,6 +135,12 @@ bool gd_backpressure(gd_instance *inst)
     return h && inst && h->backpressure && h->backpressure(inst);
 }
 
+bool gd_emit_durable(gd_instance *inst)
+{
+    const struct gd_core_host *h = get_host();
+    return h && inst && h->emit_durable && h->emit_durable(inst);
+}
+
 void gd_shutdown_request(gd_instance *inst, const char *reason)
 {
     const struct gd_core_host *h = get_host();

@@ -22,7 +22,8 @@ extern "C" {
 /* Plugin ABI version. A plugin is accepted when its major equals the core's
  * and its minor is not newer than the core's (libuv's rule). */
 #define GD_ABI_MAJOR 1
-#define GD_ABI_MINOR 1 /* 1.1: gd_lp_parse, gd_batch_drop_last, gd_backpressure, GD_EPARSE */
+#define GD_ABI_MINOR 1 /* 1.1: gd_lp_parse, gd_batch_drop_last, gd_backpressure, \
+                          gd_emit_durable, GD_EPARSE */
 
 /* The error map: XX(NAME, "message"). Codes are negative, in this order. */
 #define GD_ERRNO_MAP(XX)                                                                           \

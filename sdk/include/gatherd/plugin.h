@@ -341,6 +341,16 @@ GD_EXPORT int gd_call_on_loop(gd_instance *inst, void (*cb)(void *ctx), void *ct
  * client leaves messages unacknowledged. Thread-safe. (ABI 1.1) */
 GD_EXPORT bool gd_backpressure(gd_instance *inst);
 
+/** gd_emit_durable() - true when every output is configured so that a
+ * gd_emit() that returned 0 left the points on disk: `queue.overflow =
+ * "spool"` with `spool_always = true` and `spool_sync = "batch"` (the push
+ * returns after fdatasync). Inputs that acknowledge to their sources (an
+ * HTTP listener with `ack = "spooled"`, an MQTT QoS 1 subscriber) check it
+ * to know whether their acknowledgement means "safe to delete". Such an
+ * emit blocks for the disk write: call it off the main thread (gd_work_queue)
+ * where latency matters. Thread-safe. (ABI 1.1) */
+GD_EXPORT bool gd_emit_durable(gd_instance *inst);
+
 /** gd_shutdown_request() - ask the daemon to stop gracefully (as SIGTERM).
  * Thread-safe. Used by finite inputs such as a benchmark source. */
 GD_EXPORT void gd_shutdown_request(gd_instance *inst, const char *reason);
