@@ -9,7 +9,9 @@
  * records an offset and a count into each. A point that is not the last one
  * extended has its range moved to the end before it grows (the old range
  * stays behind as garbage until the batch is freed), so any point can be
- * extended at any time.
+ * extended at any time. A derived point references the strings of another
+ * batch, which the batch then holds (a reference in `held`) until it is
+ * freed.
  */
 #include <gatherd/batch.h>
 #include <math.h>
@@ -69,6 +71,11 @@ struct gd_batch {
     gd_field *fields;
     size_t nfields;
     size_t cap_fields;
+
+    /* Batches whose strings derived points reference (one reference each). */
+    gd_batch **held;
+    size_t nheld;
+    size_t cap_held;
 };
 
 _Static_assert(sizeof(struct gd_batch) % alignof(max_align_t) == 0, "inline chunk alignment");
@@ -190,8 +197,10 @@ static int fields_reserve(gd_batch *b, size_t extra)
 {
     if (extra > MAX_RANGE_INDEX - b->nfields)
         return GD_ENOMEM;
+    /* Eight per point: growing the array copies all of it, while capacity
+     * never touched costs no memory. */
     return array_reserve((void **)&b->fields, &b->cap_fields, b->nfields + extra,
-                         sizeof(*b->fields), initial_entries(b, 4));
+                         sizeof(*b->fields), initial_entries(b, 8));
 }
 
 /* Make @p's tag range the last one in b->tags, with room for one more. */
@@ -282,6 +291,9 @@ static void batch_free(gd_batch *b)
     free(b->points);
     free(b->tags);
     free(b->fields);
+    for (size_t i = 0; i < b->nheld; i++)
+        gd_batch_unref(b->held[i]);
+    free(b->held);
     free(b);
 }
 
@@ -683,6 +695,90 @@ gd_point *gd_batch_copy_point(gd_batch *b, const gd_point *src)
     return p;
 }
 
+/* Make @b hold one reference on @src (none for itself; a source already
+ * held last is not taken again: derived points usually come in runs). */
+static int batch_hold(gd_batch *b, gd_batch *src)
+{
+    if (src == b || (b->nheld && b->held[b->nheld - 1] == src))
+        return 0;
+    int rc = array_reserve((void **)&b->held, &b->cap_held, b->nheld + 1, sizeof(*b->held), 4);
+    if (rc < 0)
+        return rc;
+    b->held[b->nheld++] = gd_batch_ref(src);
+    return 0;
+}
+
+gd_point *gd_batch_derive_point(gd_batch *b, const gd_point *src)
+{
+    if (!b || !src || is_frozen(b))
+        return NULL;
+    /* As in gd_batch_copy_point(): fill the slots past the ends and commit
+     * them once the point exists; reserve first, @src may live in @b. */
+    if (tags_reserve(b, src->ntags) < 0 || fields_reserve(b, src->nfields) < 0 ||
+        batch_hold(b, src->batch) < 0)
+        return NULL;
+    /* A few entries each: plain loops beat a memcpy call. */
+    const gd_tag *st = point_tags(src);
+    gd_tag *dt = b->tags ? b->tags + b->ntags : NULL;
+    for (uint32_t i = 0; i < src->ntags; i++)
+        dt[i] = st[i];
+    const gd_field *sf = point_fields(src);
+    gd_field *df = b->fields ? b->fields + b->nfields : NULL;
+    for (uint32_t i = 0; i < src->nfields; i++)
+        df[i] = sf[i];
+    gd_point *p = point_new(b, src->name, src->name_len, false, src->ts);
+    if (!p)
+        return NULL;
+    p->ntags = src->ntags;
+    p->nfields = src->nfields;
+    b->ntags += src->ntags;
+    b->nfields += src->nfields;
+    return p;
+}
+
+gd_field *gd_point_field_mut(gd_point *p, size_t i)
+{
+    if (!p || i >= p->nfields || is_frozen(p->batch))
+        return NULL;
+    return &p->batch->fields[p->field_off + i];
+}
+
+int gd_point_remove_tag(gd_point *p, size_t i)
+{
+    if (!p)
+        return GD_EINVAL;
+    gd_batch *b = p->batch;
+    if (is_frozen(b))
+        return GD_EFROZEN;
+    if (i >= p->ntags)
+        return GD_ENOENT;
+    bool at_end = (size_t)p->tag_off + p->ntags == b->ntags;
+    gd_tag *t = b->tags + p->tag_off;
+    memmove(t + i, t + i + 1, (p->ntags - i - 1) * sizeof(*t));
+    p->ntags--;
+    if (at_end)
+        b->ntags--;
+    return 0;
+}
+
+int gd_point_remove_field(gd_point *p, size_t i)
+{
+    if (!p)
+        return GD_EINVAL;
+    gd_batch *b = p->batch;
+    if (is_frozen(b))
+        return GD_EFROZEN;
+    if (i >= p->nfields)
+        return GD_ENOENT;
+    bool at_end = (size_t)p->field_off + p->nfields == b->nfields;
+    gd_field *f = b->fields + p->field_off;
+    memmove(f + i, f + i + 1, (p->nfields - i - 1) * sizeof(*f));
+    p->nfields--;
+    if (at_end)
+        b->nfields--;
+    return 0;
+}
+
 /* ---- reading ----------------------------------------------------------- */
 
 size_t gd_batch_len(const gd_batch *b)
@@ -694,8 +790,11 @@ size_t gd_batch_bytes(const gd_batch *b)
 {
     if (!b)
         return 0;
-    return sizeof(*b) + arena_bytes_used(b) + b->npoints * sizeof(*b->points) +
-           b->ntags * sizeof(*b->tags) + b->nfields * sizeof(*b->fields);
+    size_t n = sizeof(*b) + arena_bytes_used(b) + b->npoints * sizeof(*b->points) +
+               b->ntags * sizeof(*b->tags) + b->nfields * sizeof(*b->fields);
+    for (size_t i = 0; i < b->nheld; i++) /* kept alive for derived points */
+        n += gd_batch_bytes(b->held[i]);
+    return n;
 }
 
 const gd_point *gd_batch_point(const gd_batch *b, size_t i)

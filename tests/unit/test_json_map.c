@@ -178,12 +178,12 @@ Test(json_map, errors_name_the_item_or_the_json_position)
 Test(json_map, rfc3339_parser)
 {
     int64_t ns;
-    cr_assert_eq(jm_parse_rfc3339("1970-01-01T00:00:00Z", &ns), 0);
+    cr_assert_eq(gd_time_parse_rfc3339("1970-01-01T00:00:00Z", &ns), 0);
     cr_assert_eq(ns, 0);
-    cr_assert_eq(jm_parse_rfc3339("2000-02-29T12:00:00.123456789123-00:30", &ns), 0);
+    cr_assert_eq(gd_time_parse_rfc3339("2000-02-29T12:00:00.123456789123-00:30", &ns), 0);
     cr_assert_eq(ns, 951827400123456789LL);
-    cr_assert_lt(jm_parse_rfc3339("2000-02-29T12:00:00", &ns), 0, "zone required");
-    cr_assert_lt(jm_parse_rfc3339("2000-13-01T00:00:00Z", &ns), 0);
-    cr_assert_lt(jm_parse_rfc3339("2000-01-01T00:00:00Zjunk", &ns), 0);
-    cr_assert_lt(jm_parse_rfc3339("2000-01-01T00:00:00.Z", &ns), 0);
+    cr_assert_lt(gd_time_parse_rfc3339("2000-02-29T12:00:00", &ns), 0, "zone required");
+    cr_assert_lt(gd_time_parse_rfc3339("2000-13-01T00:00:00Z", &ns), 0);
+    cr_assert_lt(gd_time_parse_rfc3339("2000-01-01T00:00:00Zjunk", &ns), 0);
+    cr_assert_lt(gd_time_parse_rfc3339("2000-01-01T00:00:00.Z", &ns), 0);
 }

@@ -39,82 +39,11 @@ static bool listed(char *const *v, size_t n, const char *key)
     return false;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* Read exactly @n digits at *@s. */
-static bool digits(const char **s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*s)[i]))
-            return false;
-        v = v * 10 + ((*s)[i] - '0');
-    }
-    *s += n;
-    *out = v;
-    return true;
-}
-
-int jm_parse_rfc3339(const char *s, int64_t *ns)
-{
-    int Y, M, D, h, mi, sec;
-    if (!digits(&s, 4, &Y) || *s++ != '-' || !digits(&s, 2, &M) || *s++ != '-' ||
-        !digits(&s, 2, &D) || (*s != 'T' && *s != 't' && *s != ' '))
-        return GD_EPARSE;
-    s++;
-    if (!digits(&s, 2, &h) || *s++ != ':' || !digits(&s, 2, &mi) || *s++ != ':' ||
-        !digits(&s, 2, &sec))
-        return GD_EPARSE;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || sec > 60)
-        return GD_EPARSE;
-    int64_t frac = 0;
-    if (*s == '.') {
-        s++;
-        int n = 0;
-        while (isdigit((unsigned char)*s)) {
-            if (n < 9) {
-                frac = frac * 10 + (*s - '0');
-                n++;
-            }
-            s++;
-        }
-        if (n == 0)
-            return GD_EPARSE;
-        for (; n < 9; n++)
-            frac *= 10;
-    }
-    int64_t off = 0;
-    if (*s == 'Z' || *s == 'z') {
-        s++;
-    } else if (*s == '+' || *s == '-') {
-        int sign = *s++ == '-' ? -1 : 1, oh, om;
-        if (!digits(&s, 2, &oh) || *s++ != ':' || !digits(&s, 2, &om) || oh > 23 || om > 59)
-            return GD_EPARSE;
-        off = sign * (oh * 3600 + om * 60);
-    } else {
-        return GD_EPARSE;
-    }
-    if (*s)
-        return GD_EPARSE;
-    int64_t secs = days_from_civil(Y, M, D) * 86400 + h * 3600 + mi * 60 + sec - off;
-    *ns = secs * NS_PER_S + frac;
-    return 0;
-}
-
 /* The timestamp of @v in @fmt; 0 or GD_EPARSE with *@why set. */
 static int read_time(const json_t *v, int fmt, int64_t *ns, const char **why)
 {
     if (fmt == JM_TIME_RFC3339) {
-        if (!json_is_string(v) || jm_parse_rfc3339(json_string_value(v), ns) < 0) {
+        if (!json_is_string(v) || gd_time_parse_rfc3339(json_string_value(v), ns) < 0) {
             *why = "not an RFC 3339 timestamp";
             return GD_EPARSE;
         }

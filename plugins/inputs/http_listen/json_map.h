@@ -51,8 +51,5 @@ struct jm_error {
 int jm_map_json(gd_batch *b, const char *text, size_t len, const struct jm_map *map, int64_t now_ns,
                 size_t *added, size_t *total, struct jm_error *err);
 
-/** jm_parse_rfc3339() - "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" to ns
- * since the epoch. Returns 0 or GD_EPARSE. */
-int jm_parse_rfc3339(const char *s, int64_t *ns);
 
 #endif

@@ -165,9 +165,5 @@ int hp_map_apply(hp_map *m, json_t *doc, int64_t poll_ns, gd_batch *out, struct 
  * Returns 0, GD_ETYPE (not a number or string), GD_EINVAL (unreadable) or
  * GD_ERANGE (outside 1677..2262). */
 int hp_time_parse(json_t *v, int format, int64_t *ns);
-/* hp_rfc3339_parse() - "2024-05-01T12:00:00.5+02:00" to ns since the epoch
- * (fraction up to 9 digits, more are truncated; 'T', 't' or ' '; 'Z', 'z'
- * or +hh:mm / -hh:mm). Returns 0, GD_EINVAL or GD_ERANGE. */
-int hp_rfc3339_parse(const char *s, int64_t *ns);
 
 #endif

@@ -31,82 +31,6 @@ static bool listed(char *const *v, size_t n, const char *key)
 
 /* ---- time ------------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-int mq_rfc3339_parse(const char *s, int64_t *ns)
-{
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec;
-    if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec))
-        return GD_EPARSE;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
-        return GD_EPARSE;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo == 2 && d == 29 && !leap)
-        return GD_EPARSE;
-    const char *p = s + 19;
-    int64_t frac = 0;
-    if (*p == '.') {
-        p++;
-        int n = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (n < 9) {
-                frac = frac * 10 + (*p - '0');
-                n++;
-            }
-            p++;
-        }
-        if (n == 0)
-            return GD_EPARSE;
-        for (; n < 9; n++)
-            frac *= 10;
-    }
-    int64_t off_s = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
-            return GD_EPARSE;
-        off_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return GD_EPARSE;
-    }
-    if (*p)
-        return GD_EPARSE;
-    int64_t secs =
-        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
-    /* 64-bit nanoseconds reach from 1677 to 2262. */
-    if (secs < -9223372035LL || secs > 9223372035LL)
-        return GD_EPARSE;
-    *ns = secs * NS_PER_S + frac;
-    return 0;
-}
 
 /* A decimal string "123", "-1.5", "1714557600.123456789" in @unit ns per
  * unit to ns, exactly: the integer and fraction digits are read apart. */
@@ -174,7 +98,7 @@ static int parse_time(json_t *v, int format, int64_t *ns)
     case MQ_TIME_UNIX_NS:
         return unix_to_ns(v, 1, ns);
     default:
-        return json_is_string(v) ? mq_rfc3339_parse(json_string_value(v), ns) : GD_EPARSE;
+        return json_is_string(v) ? (gd_time_parse_rfc3339(json_string_value(v), ns) < 0 ? GD_EPARSE : 0) : GD_EPARSE;
     }
 }
 

@@ -50,9 +50,5 @@ struct mq_json_result {
 int mq_json_map(gd_batch *b, const char *text, size_t len, const struct mq_json_map *m,
                 int64_t now_ns, struct mq_json_result *r);
 
-/* mq_rfc3339_parse() - "2024-05-01T12:00:00.25+02:00" to ns since the
- * epoch ('T' or ' ', fraction up to 9 digits, 'Z' or +hh:mm / -hh:mm).
- * Returns 0 or GD_EPARSE. */
-int mq_rfc3339_parse(const char *s, int64_t *ns);
 
 #endif

@@ -83,8 +83,7 @@ GD_EXPORT gd_batch *gd_batch_new(size_t hint);
 GD_EXPORT gd_point *gd_batch_add(gd_batch *b, const char *measurement, int64_t ts_ns);
 
 /** gd_batch_add_n() - gd_batch_add() with a length-counted measurement. */
-GD_EXPORT gd_point *gd_batch_add_n(gd_batch *b, const char *measurement, size_t len,
-                                   int64_t ts_ns);
+GD_EXPORT gd_point *gd_batch_add_n(gd_batch *b, const char *measurement, size_t len, int64_t ts_ns);
 
 /** gd_point_tag() - set tag @key to @value (both copied). Tags stay sorted by
  * key; setting an existing key replaces its value. Empty keys or values are
@@ -126,6 +125,38 @@ GD_EXPORT int gd_point_set_time(gd_point *p, int64_t ts_ns);
  * Returns the copy, or NULL on a frozen batch or out of memory. */
 GD_EXPORT gd_point *gd_batch_copy_point(gd_batch *b, const gd_point *src);
 
+/** gd_batch_derive_point() - append to @b a point equal to @src (from any
+ * batch) without copying its strings: the measurement, tag and field keys,
+ * tag values and string values of the new point reference those of @src's
+ * batch, and @b holds one reference on that batch until @b is freed (one
+ * per source batch in a run of derived points). The tag and field entries
+ * are copied, so the builders, gd_point_field_mut() and the remove
+ * functions may change the new point as any other. For processors that
+ * change a few values of a point: far cheaper than gd_batch_copy_point().
+ * @src's batch must not itself hold @b (no cycles: derive only from batches
+ * that came in, e.g. the input of process). Returns the point, or NULL on a
+ * frozen @b or out of memory. */
+GD_EXPORT gd_point *gd_batch_derive_point(gd_batch *b, const gd_point *src);
+
+/** gd_point_field_mut() - field @i (in insertion order) of a point being
+ * built, to change in place; NULL when out of range or the batch is frozen.
+ * The pointer is valid until the next builder call on the batch. The
+ * caller keeps the field valid as the builders would: a non-empty key and
+ * string values that live as long as the batch (its own arena through
+ * gd_batch_strdup(), or the strings the point was derived from), the
+ * matching union member for the type, finite doubles. */
+GD_EXPORT gd_field *gd_point_field_mut(gd_point *p, size_t i);
+
+/** gd_point_remove_tag() - remove tag @i (sorted order) of a point being
+ * built. Returns GD_ENOENT when out of range, GD_EFROZEN on a frozen batch. */
+GD_EXPORT int gd_point_remove_tag(gd_point *p, size_t i);
+
+/** gd_point_remove_field() - remove field @i (insertion order; later fields
+ * move up) of a point being built. A point left without fields is invalid:
+ * add one or drop it. Returns GD_ENOENT when out of range, GD_EFROZEN on a
+ * frozen batch. */
+GD_EXPORT int gd_point_remove_field(gd_point *p, size_t i);
+
 /** gd_batch_strdup() - copy @len bytes of @s into the batch arena (NUL added).
  * For plugins that build strings the builders then reference. */
 GD_EXPORT const char *gd_batch_strdup(gd_batch *b, const char *s, size_t len);
@@ -155,7 +186,8 @@ GD_EXPORT int gd_batch_refcount(const gd_batch *b);
 GD_EXPORT size_t gd_batch_len(const gd_batch *b);
 
 /** gd_batch_bytes() - approximate memory held by the batch (arena and
- * indexes), the figure queue byte limits count. */
+ * indexes, and the batches its derived points reference), the figure queue
+ * byte limits count. */
 GD_EXPORT size_t gd_batch_bytes(const gd_batch *b);
 
 /** gd_batch_point() - the point at index @i (NULL when out of range). */

@@ -23,7 +23,7 @@ extern "C" {
  * and its minor is not newer than the core's (libuv's rule). */
 #define GD_ABI_MAJOR 1
 #define GD_ABI_MINOR 1 /* 1.1: gd_lp_parse, gd_batch_drop_last, gd_backpressure, \
-                          gd_emit_durable, GD_EPARSE */
+                          gd_emit_durable, gd_time_parse_rfc3339, GD_EPARSE */
 
 /* The error map: XX(NAME, "message"). Codes are negative, in this order. */
 #define GD_ERRNO_MAP(XX)                                                                           \
@@ -66,6 +66,14 @@ GD_EXPORT const char *gd_err_name(int err);
 
 /** gd_now_ns() - wall-clock time in nanoseconds since the Unix epoch. */
 GD_EXPORT int64_t gd_now_ns(void);
+
+/** gd_time_parse_rfc3339() - "2024-05-01T12:00:00.5+02:00" to ns since
+ * the epoch: a full date and time, 'T', 't' or ' ' between them, an
+ * optional fraction (digits past the nanosecond are truncated), then 'Z',
+ * 'z' or an offset +hh:mm / -hh:mm; nothing after it. Returns 0, GD_EINVAL
+ * (malformed or an impossible date) or GD_ERANGE (outside what int64 ns
+ * hold: 1677..2262). (ABI 1.1) */
+GD_EXPORT int gd_time_parse_rfc3339(const char *s, int64_t *ns);
 
 /** gd_version() - the version string of the running libgatherd. */
 GD_EXPORT const char *gd_version(void);
