@@ -211,30 +211,9 @@ struct hp {
     bool curl_ready;
 };
 
-/* ---- libcurl's global state -------------------------------------------- */
-
-static pthread_mutex_t curl_users_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned curl_users;
-
-static int curl_acquire(void)
-{
-    int rc = 0;
-    pthread_mutex_lock(&curl_users_lock);
-    if (curl_users == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        rc = GD_ENOMEM;
-    else
-        curl_users++;
-    pthread_mutex_unlock(&curl_users_lock);
-    return rc;
-}
-
-static void curl_release(void)
-{
-    pthread_mutex_lock(&curl_users_lock);
-    if (curl_users && --curl_users == 0)
-        curl_global_cleanup();
-    pthread_mutex_unlock(&curl_users_lock);
-}
+/* libcurl's global state: curl_global_init() and curl_global_cleanup() are
+ * counted and thread-safe since libcurl 7.84 (Debian 12 has 7.88), so each
+ * instance calls them once. */
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -503,7 +482,7 @@ static void hp_destroy(void *state)
     if (s->multi)
         curl_multi_cleanup(s->multi);
     if (s->curl_ready)
-        curl_release();
+        curl_global_cleanup();
     free(s->dev);
     free(s->due);
     free(s->user_agent);
@@ -846,7 +825,7 @@ static int hp_init(gd_instance *inst, void *cfgp, void **state)
         return GD_ENOMEM;
     s->inst = inst;
     s->cfg = cfg;
-    rc = curl_acquire();
+    rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : GD_ENOMEM;
     if (rc < 0) {
         gd_log(inst, GD_ERROR, "http_poll: libcurl cannot initialise");
         goto out_destroy;

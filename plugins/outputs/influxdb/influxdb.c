@@ -166,30 +166,9 @@ struct influx {
     size_t zcap;
 };
 
-/* ---- libcurl's global state -------------------------------------------- */
-
-static pthread_mutex_t curl_users_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned curl_users;
-
-static int curl_acquire(void)
-{
-    int rc = 0;
-    pthread_mutex_lock(&curl_users_lock);
-    if (curl_users == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        rc = GD_ENOMEM;
-    else
-        curl_users++;
-    pthread_mutex_unlock(&curl_users_lock);
-    return rc;
-}
-
-static void curl_release(void)
-{
-    pthread_mutex_lock(&curl_users_lock);
-    if (curl_users && --curl_users == 0)
-        curl_global_cleanup();
-    pthread_mutex_unlock(&curl_users_lock);
-}
+/* libcurl's global state: curl_global_init() and curl_global_cleanup() are
+ * counted and thread-safe since libcurl 7.84 (Debian 12 has 7.88), so each
+ * instance calls them once. */
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -668,7 +647,7 @@ static void influx_destroy(void *state)
         return;
     if (s->curl) {
         curl_easy_cleanup(s->curl);
-        curl_release();
+        curl_global_cleanup();
     }
     curl_slist_free_all(s->headers);
     if (s->z_ready)
@@ -876,14 +855,14 @@ static int influx_init(gd_instance *inst, void *cfgp, void **state)
     s->inst = inst;
     s->cfg = cfg;
     s->limit = (size_t)cfg->max_body_bytes;
-    rc = curl_acquire();
+    rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : GD_ENOMEM;
     if (rc < 0) {
         gd_log(inst, GD_ERROR, "influxdb: libcurl cannot initialise");
         goto out_destroy;
     }
     s->curl = curl_easy_init();
     if (!s->curl) {
-        curl_release();
+        curl_global_cleanup();
         rc = GD_ENOMEM;
         goto out_destroy;
     }

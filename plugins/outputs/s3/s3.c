@@ -271,30 +271,9 @@ struct s3 {
     atomic_bool aborting;
 };
 
-/* ---- libcurl's global state --------------------------------------------- */
-
-static pthread_mutex_t curl_users_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned curl_users;
-
-static int curl_acquire(void)
-{
-    int rc = 0;
-    pthread_mutex_lock(&curl_users_lock);
-    if (curl_users == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        rc = GD_ENOMEM;
-    else
-        curl_users++;
-    pthread_mutex_unlock(&curl_users_lock);
-    return rc;
-}
-
-static void curl_release(void)
-{
-    pthread_mutex_lock(&curl_users_lock);
-    if (curl_users && --curl_users == 0)
-        curl_global_cleanup();
-    pthread_mutex_unlock(&curl_users_lock);
-}
+/* libcurl's global state: curl_global_init() and curl_global_cleanup() are
+ * counted and thread-safe since libcurl 7.84 (Debian 12 has 7.88), so each
+ * instance calls them once. */
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1757,7 +1736,7 @@ static void s3_destroy(void *state)
                s->uploaded_objects, s->uploaded_bytes, left, s->dir ? s->dir : "-");
     if (s->curl) {
         curl_easy_cleanup(s->curl);
-        curl_release();
+        curl_global_cleanup();
     }
     s3_request_free(&s->req);
     if (s->lock_ready) {
@@ -1984,12 +1963,12 @@ static int s3_init(gd_instance *inst, void *cfgp, void **state)
         rc = GD_ENOMEM;
         goto out_destroy;
     }
-    rc = curl_acquire();
+    rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : GD_ENOMEM;
     if (rc < 0)
         goto out_destroy;
     s->curl = curl_easy_init();
     if (!s->curl) {
-        curl_release();
+        curl_global_cleanup();
         rc = GD_ENOMEM;
         goto out_destroy;
     }
