@@ -611,8 +611,14 @@ Test(http_listen, slowloris_client_is_cut_off)
     bool cut = false;
     char buf[2048];
     size_t len = 0;
+    bool served_meanwhile = false;
     while (mono_ms() - t0 < 6000 && !cut) {
         gdt_msleep(100);
+        if (!served_meanwhile && mono_ms() - t0 >= 500) {
+            /* while the slow client trickles, others are served */
+            cr_assert_eq(post("/write", "m v=7 1700000000000000007\n", NULL).status, 204);
+            served_meanwhile = true;
+        }
         ssize_t k = send(fd, "X", 1, MSG_NOSIGNAL);
         if (k < 0)
             cut = true;
@@ -633,12 +639,53 @@ Test(http_listen, slowloris_client_is_cut_off)
     cr_assert_leq(took, 3000, "cut after %lld ms", (long long)took);
     cr_assert_not_null(strstr(buf, "HTTP/1.1 408"), "%s", buf);
     /* Others are still served. */
+    cr_assert(served_meanwhile);
     cr_assert_eq(get("/ping").status, 204);
     char *log = NULL;
     char *pts = stop_and_read(&log);
     cr_assert_eq(dropped_for(log, "timeout"), 1);
+    cr_assert_str_eq(pts, "m v=7 1700000000000000007\n");
     free(pts);
     free(log);
+}
+
+Test(http_listen, a_thousand_concurrent_connections_are_all_served)
+{
+    enum { N = 1000 };
+    start("max_connections = 2000;");
+    static int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = raw_connect();
+    /* every connection open at once, then each sends one write */
+    for (int i = 0; i < N; i++) {
+        char body[64], req[256];
+        int bl = snprintf(body, sizeof(body), "m,c=%d v=%di %lld\n", i, i,
+                          1700000000000000000LL + i);
+        int rl = snprintf(req, sizeof(req),
+                          "POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", bl,
+                          body);
+        cr_assert_eq(send(fds[i], req, (size_t)rl, MSG_NOSIGNAL), rl, "connection %d", i);
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        char buf[512];
+        bool eof;
+        raw_read(fds[i], buf, sizeof(buf), "\r\n\r\n", 1, 10000, &eof);
+        ok += strstr(buf, "HTTP/1.1 204") != NULL;
+        close(fds[i]);
+    }
+    cr_assert_eq(ok, N, "%d of %d connections got 204", ok, N);
+    char *pts = stop_and_read(NULL);
+    size_t lines = 0;
+    for (const char *p = pts; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_assert_eq(lines, N);
+    for (int i = 0; i < N; i += 99) {
+        char want[64];
+        snprintf(want, sizeof(want), "m,c=%d v=%di %lld\n", i, i, 1700000000000000000LL + i);
+        cr_assert(strstr(pts, want), "missing %s", want);
+    }
+    free(pts);
 }
 
 Test(http_listen, connections_beyond_the_limit_get_503)
