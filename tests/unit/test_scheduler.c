@@ -105,7 +105,8 @@ Test(scheduler, continuous_mode_runs_back_to_back)
     gd__sched_job j = {.interval_s = 0, .run = probe_run, .can_run = probe_can_run,
                        .stopped = probe_stopped, .ctx = &p, .cnt = &c};
     run_for(&j, 200);
-    cr_assert_geq(p.runs, 20, "runs=%d", (int)p.runs);
+    /* 1 ms runs for 200 ms: back to back gives ~100 (at least 8 under valgrind) */
+    cr_assert_geq(p.runs, 8, "runs=%d", (int)p.runs);
     cr_assert_eq(p.max_active, 1);
     cr_assert_eq(atomic_load(&c.overruns), 0);
 }
