@@ -266,7 +266,10 @@ static void csv_to_lp(const char *text, size_t ntags, struct lines *out)
             vals[nv++] = v;
         cr_assert_eq(nv, ncols, "row with %zu of %zu columns", nv, ncols);
         gd_buf line = {0};
-        gd_buf_puts(&line, vals[1] ? vals[1] : "");
+        for (size_t k = 0; k < ncols; k++)
+            if (!vals[k])
+                vals[k] = ""; /* unreachable after the column check; keeps printf honest */
+        gd_buf_puts(&line, vals[1]);
         for (size_t k = 2; k < 2 + ntags; k++)
             gd_buf_printf(&line, ",%s=%s", cols[k], vals[k]);
         for (size_t k = 2 + ntags; k < ncols; k++)

@@ -605,3 +605,196 @@ Test(batch, drop_last_removes_the_point_being_built)
     cr_assert_eq(gd_batch_drop_last(b), GD_EFROZEN);
     gd_batch_unref(b);
 }
+
+/* ---- derived points ------------------------------------------------------ */
+
+/* A frozen source batch with one point: chamber,device=c17,site=lab
+ * temp_c=21.5,note="ok",n=3i at ts 5. */
+static gd_batch *derive_source(void)
+{
+    gd_batch *b = new_batch();
+    gd_point *p = gd_batch_add(b, "chamber", 5);
+    cr_assert_eq(gd_point_tag(p, "device", "c17"), 0);
+    cr_assert_eq(gd_point_tag(p, "site", "lab"), 0);
+    cr_assert_eq(gd_point_f64(p, "temp_c", 21.5), 0);
+    cr_assert_eq(gd_point_str(p, "note", "ok"), 0);
+    cr_assert_eq(gd_point_i64(p, "n", 3), 0);
+    gd_batch_freeze(b);
+    return b;
+}
+
+Test(batch, derived_point_equals_its_source_and_references_its_strings)
+{
+    gd_batch *src = derive_source();
+    const gd_point *s = only_point(src);
+    gd_batch *dst = new_batch();
+    gd_point *d = gd_batch_derive_point(dst, s);
+    cr_assert_not_null(d);
+    cr_assert_eq(gd_batch_refcount(src), 2, "the destination holds the source");
+    size_t len, snt, dnt, snf, dnf;
+    cr_assert_eq(gd_point_measurement(d, &len), gd_point_measurement(s, NULL), "not copied");
+    cr_assert_eq(len, 7);
+    cr_assert_eq(gd_point_time(d), 5);
+    const gd_tag *st = gd_point_tags(s, &snt), *dt = gd_point_tags(d, &dnt);
+    const gd_field *sf = gd_point_fields(s, &snf), *df = gd_point_fields(d, &dnf);
+    cr_assert_eq(dnt, snt);
+    cr_assert_eq(dnf, snf);
+    cr_assert_neq(dt, st, "the entries are the destination's own");
+    for (size_t i = 0; i < dnt; i++) {
+        cr_assert_eq(dt[i].key, st[i].key);
+        cr_assert_eq(dt[i].value, st[i].value);
+    }
+    cr_assert_eq(df[1].v.str.ptr, sf[1].v.str.ptr);
+    cr_assert_eq(memcmp(df, sf, dnf * sizeof(*df)), 0);
+    gd_batch_unref(dst);
+    cr_assert_eq(gd_batch_refcount(src), 1, "freeing the destination releases the source");
+    gd_batch_unref(src);
+}
+
+Test(batch, derived_points_outlive_the_source_s_other_references)
+{
+    gd_batch *src = derive_source();
+    gd_batch *dst = new_batch();
+    for (int i = 0; i < 3; i++)
+        cr_assert_not_null(gd_batch_derive_point(dst, only_point(src)));
+    cr_assert_eq(gd_batch_refcount(src), 2, "one reference for a run of points");
+    gd_batch_unref(src); /* the last other holder goes first */
+    gd_batch_freeze(dst);
+    for (size_t i = 0; i < 3; i++) {
+        const gd_point *d = gd_batch_point(dst, i);
+        cr_assert_str_eq(gd_point_measurement(d, NULL), "chamber");
+        cr_assert_str_eq(gd_point_tag_get(d, "device"), "c17");
+        cr_assert_str_eq(gd_point_field_get(d, "note")->v.str.ptr, "ok");
+    }
+    gd_batch_unref(dst);
+}
+
+Test(batch, derived_points_from_two_sources_hold_both)
+{
+    gd_batch *a = derive_source(), *b2 = derive_source();
+    gd_batch *dst = new_batch();
+    cr_assert_not_null(gd_batch_derive_point(dst, only_point(a)));
+    cr_assert_not_null(gd_batch_derive_point(dst, only_point(b2)));
+    cr_assert_not_null(gd_batch_derive_point(dst, only_point(a)));
+    cr_assert_geq(gd_batch_refcount(a), 2);
+    cr_assert_eq(gd_batch_refcount(b2), 2);
+    gd_batch_unref(a);
+    gd_batch_unref(b2);
+    cr_assert_str_eq(gd_point_tag_get(gd_batch_point(dst, 2), "site"), "lab");
+    gd_batch_unref(dst);
+}
+
+Test(batch, derived_point_from_its_own_batch_takes_no_reference)
+{
+    gd_batch *b = new_batch();
+    gd_point *p = gd_batch_add(b, "m", 1);
+    gd_point_i64(p, "v", 1);
+    gd_point *d = gd_batch_derive_point(b, p);
+    cr_assert_not_null(d);
+    cr_assert_eq(gd_batch_refcount(b), 1);
+    cr_assert_eq(gd_batch_len(b), 2);
+    cr_assert_eq(gd_point_field_get(d, "v")->v.i64, 1);
+    gd_batch_unref(b);
+}
+
+Test(batch, derived_point_can_be_changed_without_touching_the_source)
+{
+    gd_batch *src = derive_source();
+    const gd_point *s = only_point(src);
+    gd_batch *dst = new_batch();
+    gd_point *d = gd_batch_derive_point(dst, s);
+    gd_field *f = gd_point_field_mut(d, 0);
+    cr_assert_not_null(f);
+    f->v.f64 = 70.7;
+    f->key = gd_batch_strdup(dst, "temp_f", 6);
+    f->key_len = 6;
+    cr_assert_eq(gd_point_remove_field(d, 1), 0);
+    cr_assert_eq(gd_point_remove_tag(d, 1), 0);
+    cr_assert_eq(gd_point_tag(d, "room", "r1"), 0);
+    cr_assert_eq(gd_point_tag(d, "device", "c18"), 0);
+    cr_assert_eq(gd_point_u64(d, "u", 9), 0);
+
+    size_t nt, nf;
+    const gd_tag *t = gd_point_tags(d, &nt);
+    const gd_field *df = gd_point_fields(d, &nf);
+    cr_assert_eq(nt, 2);
+    cr_assert_str_eq(t[0].key, "device");
+    cr_assert_str_eq(t[0].value, "c18");
+    cr_assert_str_eq(t[1].key, "room");
+    cr_assert_eq(nf, 3);
+    cr_assert_str_eq(df[0].key, "temp_f");
+    cr_assert_eq(df[0].v.f64, 70.7);
+    cr_assert_str_eq(df[1].key, "n");
+    cr_assert_str_eq(df[2].key, "u");
+
+    /* the source is as it was */
+    t = gd_point_tags(s, &nt);
+    df = gd_point_fields(s, &nf);
+    cr_assert_eq(nt, 2);
+    cr_assert_str_eq(t[0].value, "c17");
+    cr_assert_str_eq(t[1].key, "site");
+    cr_assert_eq(nf, 3);
+    cr_assert_str_eq(df[0].key, "temp_c");
+    cr_assert_eq(df[0].v.f64, 21.5);
+    gd_batch_unref(dst);
+    gd_batch_unref(src);
+}
+
+Test(batch, removing_from_a_point_that_is_not_the_last_keeps_the_others)
+{
+    gd_batch *src = derive_source();
+    gd_batch *dst = new_batch();
+    gd_point *a = gd_batch_derive_point(dst, only_point(src));
+    gd_point *b2 = gd_batch_derive_point(dst, only_point(src));
+    cr_assert_eq(gd_point_remove_field(a, 0), 0);
+    cr_assert_eq(gd_point_remove_tag(a, 0), 0);
+    cr_assert_eq(gd_point_f64(a, "x", 1.0), 0); /* a grows after b2 */
+    size_t nt, nf;
+    gd_point_tags(b2, &nt);
+    gd_point_fields(b2, &nf);
+    cr_assert_eq(nt, 2);
+    cr_assert_eq(nf, 3);
+    const gd_field *f = gd_point_fields(a, &nf);
+    cr_assert_eq(nf, 3);
+    cr_assert_str_eq(f[0].key, "note");
+    cr_assert_str_eq(f[2].key, "x");
+    cr_assert_str_eq(gd_point_tags(a, &nt)[0].key, "site");
+    cr_assert_eq(nt, 1);
+    gd_batch_unref(dst);
+    gd_batch_unref(src);
+}
+
+Test(batch, derive_and_changes_are_refused_on_a_frozen_batch_or_out_of_range)
+{
+    gd_batch *src = derive_source();
+    gd_batch *dst = new_batch();
+    gd_point *d = gd_batch_derive_point(dst, only_point(src));
+    cr_assert_null(gd_point_field_mut(d, 3));
+    cr_assert_eq(gd_point_remove_field(d, 3), GD_ENOENT);
+    cr_assert_eq(gd_point_remove_tag(d, 2), GD_ENOENT);
+    cr_assert_null(gd_batch_derive_point(NULL, only_point(src)));
+    cr_assert_null(gd_batch_derive_point(dst, NULL));
+    cr_assert_eq(gd_point_remove_tag(NULL, 0), GD_EINVAL);
+    cr_assert_eq(gd_point_remove_field(NULL, 0), GD_EINVAL);
+    cr_assert_null(gd_point_field_mut(NULL, 0));
+    gd_batch_freeze(dst);
+    cr_assert_null(gd_batch_derive_point(dst, only_point(src)));
+    cr_assert_null(gd_point_field_mut(d, 0));
+    cr_assert_eq(gd_point_remove_field(d, 0), GD_EFROZEN);
+    cr_assert_eq(gd_point_remove_tag(d, 0), GD_EFROZEN);
+    cr_assert_null(gd_point_field_mut((gd_point *)only_point(src), 0));
+    cr_assert_eq(gd_batch_len(dst), 1);
+    gd_batch_unref(src);
+    gd_batch_unref(dst);
+}
+
+Test(batch, bytes_count_the_batches_derived_points_hold)
+{
+    gd_batch *src = derive_source();
+    gd_batch *dst = new_batch();
+    size_t empty = gd_batch_bytes(dst);
+    cr_assert_not_null(gd_batch_derive_point(dst, only_point(src)));
+    cr_assert_geq(gd_batch_bytes(dst), empty + gd_batch_bytes(src));
+    gd_batch_unref(src);
+    gd_batch_unref(dst);
+}

@@ -451,7 +451,7 @@ static void copy_upto(struct copier *c, size_t end)
         return;
     c->on = true;
     for (; c->next < end; c->next++)
-        gd_batch_copy_point(c->out, gd_batch_point(c->in, c->next));
+        gd_batch_derive_point(c->out, gd_batch_point(c->in, c->next));
 }
 
 static void evict_oldest(struct agg *a, struct copier *c, size_t i)
@@ -495,13 +495,13 @@ static int agg_process(void *state, const gd_batch *in, gd_batch *out)
         int64_t start;
         if (__builtin_mul_overflow(floor_div(ts, a->period_ns), a->period_ns, &start)) {
             if (!c.keep) /* its window would start before INT64_MIN: passed on only */
-                gd_batch_copy_point(out, p);
+                gd_batch_derive_point(out, p);
             continue;
         }
         if (e->has_closed && start < e->closed_until)
             late++;
         else if (!add_point(a, e, p, start) && !c.keep)
-            gd_batch_copy_point(out, p); /* nothing to aggregate: not an original to drop */
+            gd_batch_derive_point(out, p); /* nothing to aggregate: not an original to drop */
     }
     if (c.on)
         copy_upto(&c, len);

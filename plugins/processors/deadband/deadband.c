@@ -232,7 +232,7 @@ static int db_process(void *state, const gd_batch *in, gd_batch *out)
         const gd_field *f = gd_point_fields(p, &nf);
         struct entry *e = entry_of(d, p, series_ahead_next(&la, i));
         if (!e || grow_keep(d, nf) < 0) {
-            gd_batch_copy_point(out, p); /* out of memory: let it through */
+            gd_batch_derive_point(out, p); /* out of memory: let it through */
             continue;
         }
         size_t kept = 0;
@@ -242,20 +242,19 @@ static int db_process(void *state, const gd_batch *in, gd_batch *out)
             kept += d->keep[k];
         }
         if (kept == nf) {
-            gd_batch_copy_point(out, p);
+            gd_batch_derive_point(out, p);
             continue;
         }
         if (kept == 0)
             continue;
-        size_t mlen, nt;
-        const char *m = gd_point_measurement(p, &mlen);
-        gd_point *np = gd_batch_add_n(out, m, mlen, ts);
-        const gd_tag *tags = gd_point_tags(p, &nt);
-        for (size_t t = 0; np && t < nt; t++)
-            gd_point_tag_n(np, tags[t].key, tags[t].key_len, tags[t].value, tags[t].value_len);
+        /* the kept fields moved to the front, the rest cut off the end */
+        gd_point *np = gd_batch_derive_point(out, p);
+        size_t j = 0;
         for (size_t k = 0; np && k < nf; k++)
-            if (d->keep[k])
-                gd_point_field(np, &f[k]);
+            if (d->keep[k] && j++ != k)
+                *gd_point_field_mut(np, j - 1) = f[k];
+        for (size_t k = nf; np && k-- > j;)
+            gd_point_remove_field(np, k);
     }
     return 0;
 }

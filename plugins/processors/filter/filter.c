@@ -73,23 +73,17 @@ static size_t fields_kept(struct filter *f, const gd_point *p, size_t *total)
 /* Append @src to @out with only the fields that survive. */
 static int copy_fields(struct filter *f, gd_batch *out, const gd_point *src)
 {
-    size_t mlen, nt, nf;
-    const char *m = gd_point_measurement(src, &mlen);
-    gd_point *p = gd_batch_add_n(out, m, mlen, gd_point_time(src));
+    gd_point *p = gd_batch_derive_point(out, src);
     if (!p)
         return GD_ENOMEM;
-    const gd_tag *t = gd_point_tags(src, &nt);
-    for (size_t i = 0; i < nt; i++) {
-        int rc = gd_point_tag_n(p, t[i].key, t[i].key_len, t[i].value, t[i].value_len);
-        if (rc < 0)
-            return rc;
-    }
+    size_t nf;
     const gd_field *fl = gd_point_fields(src, &nf);
-    for (size_t k = 0; k < nf; k++) {
-        int rc = field_kept(f, &fl[k]) ? gd_point_field(p, &fl[k]) : 0;
-        if (rc < 0)
-            return rc;
-    }
+    size_t j = 0; /* the kept fields moved to the front, the rest cut off the end */
+    for (size_t k = 0; k < nf; k++)
+        if (field_kept(f, &fl[k]) && j++ != k)
+            *gd_point_field_mut(p, j - 1) = fl[k];
+    for (size_t k = nf; k-- > j;)
+        gd_point_remove_field(p, k);
     return 0;
 }
 
@@ -112,7 +106,7 @@ static int filter_process(void *state, const gd_batch *in, gd_batch *out)
         if (keep && kept == total)
             continue; /* unchanged: copied lazily */
         for (; copied < i; copied++)
-            if (!gd_batch_copy_point(out, gd_batch_point(in, copied)))
+            if (!gd_batch_derive_point(out, gd_batch_point(in, copied)))
                 return GD_ENOMEM;
         if (keep) {
             int rc = copy_fields(f, out, src);
@@ -125,7 +119,7 @@ static int filter_process(void *state, const gd_batch *in, gd_batch *out)
     if (!changed)
         return GD_PASS;
     for (; copied < n; copied++)
-        if (!gd_batch_copy_point(out, gd_batch_point(in, copied)))
+        if (!gd_batch_derive_point(out, gd_batch_point(in, copied)))
             return GD_ENOMEM;
     return 0;
 }

@@ -7,7 +7,10 @@
  * at init into the constants of one linear step.
  * A field uses the first rule that selects it. Which rules select a name is
  * cached per distinct field key and measurement (a 64-bit set, so at most
- * 64 rules), so the per-point work is a hash lookup per field. A batch in
+ * 64 rules), and the previous point's answer is reused while the key at a
+ * position stays the same, so the per-point work is a short compare per
+ * field. A scaled point is derived from the input point (its strings are
+ * referenced, not copied) and its fields changed in place. A batch in
  * which no field is selected is passed on untouched (GD_PASS).
  */
 #include "names.h"
@@ -49,6 +52,24 @@ struct rule {
     size_t strip_len, add_len, rename_len;
 };
 
+/* A field key copied into the output batch of the call in hand. */
+struct key_memo {
+    const char *key;
+    uint32_t len;
+};
+
+/* What was found for the field at one position of the previous point: the
+ * points of a batch mostly share a schema, so the next point's field there
+ * usually has the same key (compared, not hashed). Reset per batch. */
+struct pos_memo {
+    const char *key; /* in the input batch; NULL: nothing known */
+    uint32_t len;
+    int nrule; /* the rule nkey was made for */
+    uint64_t set;
+    const char *nkey; /* new key, valid in the output batch; NULL: not made */
+    uint32_t nlen;
+};
+
 struct scale {
     gd_instance *inst;
     struct rule *rules;
@@ -59,6 +80,8 @@ struct scale {
     names_first first; /* what a selected field name can start with */
     int *pick;         /* per field of the point in hand: rule index or -1 */
     size_t pick_cap;
+    struct key_memo *memo; /* per rule: the new key made last in this batch */
+    struct pos_memo *pos;  /* per field position, pick_cap of them */
 };
 
 /* ---- units ------------------------------------------------------------- */
@@ -196,11 +219,15 @@ static bool pick_rules(struct scale *s, const gd_point *p)
     const gd_field *f = gd_point_fields(p, &nf);
     if (nf > s->pick_cap) {
         int *np = realloc(s->pick, nf * sizeof(*np));
-        if (!np) {
+        if (np)
+            s->pick = np;
+        struct pos_memo *pm = np ? realloc(s->pos, nf * sizeof(*pm)) : NULL;
+        if (!pm) {
             gd_log_ratelimited(s->inst, GD_WARN, "out of memory: a point passed unscaled");
             return false;
         }
-        s->pick = np;
+        memset(pm + s->pick_cap, 0, (nf - s->pick_cap) * sizeof(*pm));
+        s->pos = pm;
         s->pick_cap = nf;
     }
     bool any = false;
@@ -210,7 +237,15 @@ static bool pick_rules(struct scale *s, const gd_point *p)
         s->pick[k] = -1;
         if (!is_numeric(f[k].type) || !names_first_has(&s->first, (unsigned char)f[k].key[0]))
             continue;
-        uint64_t set = field_rules(s, f[k].key, f[k].key_len);
+        struct pos_memo *c = &s->pos[k];
+        if (!c->key || c->len != f[k].key_len ||
+            (c->key != f[k].key && memcmp(c->key, f[k].key, c->len) != 0)) {
+            c->key = f[k].key;
+            c->len = f[k].key_len;
+            c->nkey = NULL;
+            c->set = field_rules(s, f[k].key, f[k].key_len);
+        }
+        uint64_t set = c->set;
         if (!set)
             continue;
         if (!mset_known) {
@@ -228,84 +263,104 @@ static bool pick_rules(struct scale *s, const gd_point *p)
     return any;
 }
 
-/* The key of a field scaled by @r into @buf; returns its length. */
-static size_t new_key(const struct rule *r, const gd_field *f, char *buf, const char **key)
+/* The key of a field scaled by @r: @f's own key, or a copy in @out (the
+ * last one made is reused while the points of a batch repeat the name). */
+static const char *new_key(struct scale *s, gd_batch *out, const struct rule *r, const gd_field *f,
+                           uint32_t *klen)
 {
     const struct rule_cfg *c = r->cfg;
-    if (c->rename) {
-        *key = c->rename;
-        return r->rename_len;
-    }
+    char buf[NAME_MAX_LEN];
+    const char *key = buf;
     size_t len = f->key_len;
-    if (!r->strip_len && !r->add_len) {
-        *key = f->key;
-        return len;
+    if (c->rename) {
+        key = c->rename;
+        len = r->rename_len;
+    } else if (!r->strip_len && !r->add_len) {
+        *klen = f->key_len;
+        return f->key;
+    } else {
+        if (r->strip_len && len > r->strip_len &&
+            memcmp(f->key + len - r->strip_len, c->strip_suffix, r->strip_len) == 0)
+            len -= r->strip_len;
+        if (len + r->add_len >= NAME_MAX_LEN) {
+            *klen = f->key_len; /* too long to rename: keep the name */
+            return f->key;
+        }
+        memcpy(buf, f->key, len);
+        memcpy(buf + len, c->add_suffix ? c->add_suffix : "", r->add_len);
+        len += r->add_len;
     }
-    if (r->strip_len && len > r->strip_len &&
-        memcmp(f->key + len - r->strip_len, c->strip_suffix, r->strip_len) == 0)
-        len -= r->strip_len;
-    if (len + r->add_len >= NAME_MAX_LEN) {
-        *key = f->key; /* too long to rename: keep the name */
-        return f->key_len;
+    struct key_memo *m = &s->memo[r - s->rules];
+    if (!m->key || m->len != len || memcmp(m->key, key, len) != 0) {
+        const char *d = gd_batch_strdup(out, key, len);
+        if (!d)
+            return NULL;
+        m->key = d;
+        m->len = (uint32_t)len;
     }
-    memcpy(buf, f->key, len);
-    memcpy(buf + len, c->add_suffix ? c->add_suffix : "", r->add_len);
-    *key = buf;
-    return len + r->add_len;
+    *klen = m->len;
+    return m->key;
 }
 
-/* Add the scaled copy of @f to @p; on a value out of range the field is
- * kept as it was. */
-static int add_scaled(struct scale *s, gd_point *p, const struct rule *r, const gd_field *f)
+/* Scale field @f of @p (a point derived from the one in hand) in place; on
+ * a value out of range the field is kept as it was. */
+static int scale_field(struct scale *s, gd_batch *out, struct pos_memo *c, int rule, gd_field *f)
 {
+    const struct rule *r = &s->rules[rule];
     double v = f->type == GD_F64   ? f->v.f64
                : f->type == GD_I64 ? (double)f->v.i64
                                    : (double)f->v.u64;
-    double out = v * r->cfg->factor + r->cfg->offset;
+    double x = v * r->cfg->factor + r->cfg->offset;
     if (r->convert)
-        out = r->den == 1 ? (out + r->pre) * r->num + r->post
-                          : (out + r->pre) * r->num / r->den + r->post;
+        x = r->den == 1 ? (x + r->pre) * r->num + r->post
+                        : (x + r->pre) * r->num / r->den + r->post;
     if (r->p10 != 0)
-        out = round(out * r->p10) / r->p10;
-    char buf[NAME_MAX_LEN];
-    gd_field nf = {0};
-    nf.key_len = (uint32_t)new_key(r, f, buf, &nf.key);
-    nf.type = f->type;
+        x = round(x * r->p10) / r->p10;
+    uint32_t type = f->type;
+    union {
+        double f64;
+        int64_t i64;
+        uint64_t u64;
+    } nv = {.u64 = f->v.u64};
     if (f->type == GD_F64 || r->cfg->to_float) {
-        nf.type = GD_F64;
-        nf.v.f64 = out;
-    } else if (f->type == GD_I64 && out >= -0x1p63 && out < 0x1p63) {
-        nf.v.i64 = llround(out);
-    } else if (f->type == GD_U64 && out >= 0 && out < 0x1p64) {
-        nf.v.u64 = (uint64_t)round(out);
+        type = GD_F64;
+        nv.f64 = x;
+    } else if (f->type == GD_I64 && x >= -0x1p63 && x < 0x1p63) {
+        nv.i64 = llround(x);
+    } else if (f->type == GD_U64 && x >= 0 && x < 0x1p64) {
+        nv.u64 = (uint64_t)round(x);
     } else {
-        nf.type = 0;
+        type = 0;
     }
-    if (nf.type && isfinite(out))
-        return gd_point_field(p, &nf);
-    gd_log_ratelimited(s->inst, GD_WARN, "field %s: scaled value %g out of range: kept as it was",
-                       f->key, out);
-    return gd_point_field(p, f);
+    if (!type || !isfinite(x)) {
+        gd_log_ratelimited(s->inst, GD_WARN,
+                           "field %s: scaled value %g out of range: kept as it was", f->key, x);
+        return 0;
+    }
+    if (!c->nkey || c->nrule != rule) {
+        if (!(c->nkey = new_key(s, out, r, f, &c->nlen)))
+            return GD_ENOMEM;
+        c->nrule = rule;
+    }
+    f->key = c->nkey;
+    f->key_len = c->nlen;
+    f->type = type;
+    f->v.u64 = nv.u64;
+    return 0;
 }
 
 /* Append @src to @out with its selected fields scaled. */
 static int scale_point(struct scale *s, gd_batch *out, const gd_point *src)
 {
-    size_t mlen, nt, nf;
-    const char *m = gd_point_measurement(src, &mlen);
-    gd_point *p = gd_batch_add_n(out, m, mlen, gd_point_time(src));
+    gd_point *p = gd_batch_derive_point(out, src);
     if (!p)
         return GD_ENOMEM;
-    const gd_tag *t = gd_point_tags(src, &nt);
-    for (size_t i = 0; i < nt; i++) {
-        int rc = gd_point_tag_n(p, t[i].key, t[i].key_len, t[i].value, t[i].value_len);
-        if (rc < 0)
-            return rc;
-    }
-    const gd_field *f = gd_point_fields(src, &nf);
+    size_t nf;
+    gd_point_fields(src, &nf);
     for (size_t k = 0; k < nf; k++) {
-        int rc = s->pick[k] < 0 ? gd_point_field(p, &f[k])
-                                : add_scaled(s, p, &s->rules[s->pick[k]], &f[k]);
+        if (s->pick[k] < 0)
+            continue;
+        int rc = scale_field(s, out, &s->pos[k], s->pick[k], gd_point_field_mut(p, k));
         if (rc < 0)
             return rc;
     }
@@ -316,13 +371,16 @@ static int scale_process(void *state, const gd_batch *in, gd_batch *out)
 {
     struct scale *s = state;
     size_t n = gd_batch_len(in);
-    size_t copied = 0; /* points before this index are in @out */
+    size_t copied = 0;                                /* points before this index are in @out */
+    memset(s->memo, 0, s->nrules * sizeof(*s->memo)); /* keys of the last @out */
+    if (s->pos)
+        memset(s->pos, 0, s->pick_cap * sizeof(*s->pos)); /* keys of the last @in */
     for (size_t i = 0; i < n; i++) {
         const gd_point *src = gd_batch_point(in, i);
         if (!pick_rules(s, src))
             continue;
         for (; copied < i; copied++)
-            if (!gd_batch_copy_point(out, gd_batch_point(in, copied)))
+            if (!gd_batch_derive_point(out, gd_batch_point(in, copied)))
                 return GD_ENOMEM;
         int rc = scale_point(s, out, src);
         if (rc < 0)
@@ -332,7 +390,7 @@ static int scale_process(void *state, const gd_batch *in, gd_batch *out)
     if (copied == 0)
         return GD_PASS;
     for (; copied < n; copied++)
-        if (!gd_batch_copy_point(out, gd_batch_point(in, copied)))
+        if (!gd_batch_derive_point(out, gd_batch_point(in, copied)))
             return GD_ENOMEM;
     return 0;
 }
@@ -373,6 +431,8 @@ static void scale_destroy(void *state)
     names_free(&s->meas);
     free(s->rules);
     free(s->pick);
+    free(s->memo);
+    free(s->pos);
     free(s);
 }
 
@@ -391,7 +451,8 @@ static int scale_init(gd_instance *inst, void *cfgp, void **state)
     s->nrules = c->rules.n;
     s->every = c->rules.n == MAX_RULES ? UINT64_MAX : (UINT64_C(1) << c->rules.n) - 1;
     int err = GD_ENOMEM;
-    if (!(s->rules = calloc(c->rules.n, sizeof(*s->rules))))
+    if (!(s->rules = calloc(c->rules.n, sizeof(*s->rules))) ||
+        !(s->memo = calloc(c->rules.n, sizeof(*s->memo))))
         goto out_free;
     for (size_t i = 0; i < c->rules.n; i++) {
         if ((err = compile_rule(inst, i, &rc[i], &s->rules[i])) < 0)

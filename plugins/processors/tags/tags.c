@@ -7,7 +7,10 @@
  *
  * Each point is loaded into a work copy (pointers into the input batch, no
  * string copies), the operations run on it in order, and only a point that
- * changed is rebuilt in the output batch. A batch in which no point changed
+ * changed is rebuilt in the output batch: derived from the input point
+ * (gd_batch_derive_point(), no string copies) with the changed tags replaced
+ * when only tags changed, built again otherwise. Other points are derived
+ * unchanged. A batch in which no point changed
  * is passed on untouched (GD_PASS). Strings an operation makes (regex
  * expansions, formatted field values) go straight into the output arena.
  * Regexes are compiled at init.
@@ -63,6 +66,7 @@ struct tags_cfg {
 };
 
 struct op {
+    int kind; /* enum op_kind, next to the op: one load less per point */
     const struct op_cfg *c;
     const char *tag; /* the tag the op writes or reads (defaults applied) */
     const char *field;
@@ -89,6 +93,13 @@ struct tagsp {
     /* the work copy of the point in hand */
     const char *m;
     size_t mlen;
+    const char *m0;      /* the point's own measurement */
+    const gd_tag *t0;    /* the point's own tags ... */
+    size_t nt0;          /* ... and their count: the first nt0 of t */
+    bool fields_touched; /* an operation changed or removed a field */
+    const gd_field *f0;  /* the point's own fields, copied to f on demand */
+    size_t nf0;
+    bool f_loaded;
     struct wtag *t;
     size_t nt, tcap;
     struct wfield *f;
@@ -122,10 +133,15 @@ static int work_load(struct tagsp *s, const gd_point *p)
     s->m = gd_point_measurement(p, &s->mlen);
     for (size_t i = 0; i < nt; i++)
         s->t[i] = (struct wtag){t[i].key, t[i].value, t[i].key_len, t[i].value_len, false};
-    for (size_t i = 0; i < nf; i++)
-        s->f[i] = (struct wfield){f[i], false};
     s->nt = nt;
     s->nf = nf;
+    s->f0 = f;
+    s->nf0 = nf;
+    s->f_loaded = false;
+    s->m0 = s->m;
+    s->t0 = t;
+    s->nt0 = nt;
+    s->fields_touched = false;
     return 0;
 }
 
@@ -137,8 +153,20 @@ static struct wtag *tag_find(struct tagsp *s, const char *k, size_t kl)
     return NULL;
 }
 
+/* The work copy of the fields, made when an operation first needs it: most
+ * operations only touch tags. */
+static void work_fields(struct tagsp *s)
+{
+    if (s->f_loaded)
+        return;
+    for (size_t i = 0; i < s->nf0; i++)
+        s->f[i] = (struct wfield){s->f0[i], false};
+    s->f_loaded = true;
+}
+
 static struct wfield *field_find(struct tagsp *s, const char *k, size_t kl)
 {
+    work_fields(s);
     for (size_t i = 0; i < s->nf; i++)
         if (!s->f[i].dead && s->f[i].f.key_len == kl && memcmp(s->f[i].f.key, k, kl) == 0)
             return &s->f[i];
@@ -244,6 +272,7 @@ static bool op_field_to_tag(struct tagsp *s, const struct op *o, gd_batch *out)
     bool changed = tag_set(s, o->tag, o->tag_len, v, len);
     if (!o->c->keep) {
         f->dead = true;
+        s->fields_touched = true;
         changed = true;
     }
     return changed;
@@ -303,6 +332,7 @@ static bool op_tag_to_field(struct tagsp *s, const struct op *o)
     if (!f)
         f = &s->f[s->nf++];
     *f = (struct wfield){nf, false};
+    s->fields_touched = true;
     if (!o->c->keep)
         t->dead = true;
     return true;
@@ -388,7 +418,7 @@ static bool op_measurement(struct tagsp *s, const struct op *o, gd_batch *out)
 
 static bool apply(struct tagsp *s, const struct op *o, gd_batch *out)
 {
-    switch (o->c->op) {
+    switch (o->kind) {
     case OP_SET:
         return tag_set(s, o->tag, o->tag_len, o->c->value, o->value_len);
     case OP_ADD:
@@ -413,6 +443,7 @@ static bool apply(struct tagsp *s, const struct op *o, gd_batch *out)
  * not added (the core counts it as filtered). */
 static int work_emit(struct tagsp *s, gd_batch *out, int64_t ts)
 {
+    work_fields(s);
     size_t live = 0;
     for (size_t i = 0; i < s->nf; i++)
         live += !s->f[i].dead;
@@ -439,6 +470,34 @@ static int work_emit(struct tagsp *s, gd_batch *out, int64_t ts)
     return 0;
 }
 
+/* Whether work tag @i is source tag @i as it came in. */
+static bool tag_kept(const struct tagsp *s, size_t i)
+{
+    const struct wtag *t = &s->t[i];
+    return i < s->nt0 && !t->dead && t->k == s->t0[i].key && t->v == s->t0[i].value;
+}
+
+/* The work copy of @src as a point of @out when only its tags changed:
+ * derived from @src (no string copies), the tags that changed removed and
+ * added again. Live work tags have distinct keys (operations replace a tag
+ * of the same key), so the order of the additions does not matter. */
+static int work_emit_tags(struct tagsp *s, gd_batch *out, const gd_point *src)
+{
+    gd_point *p = gd_batch_derive_point(out, src);
+    if (!p)
+        return GD_ENOMEM;
+    for (size_t i = s->nt0; i-- > 0;)
+        if (!tag_kept(s, i))
+            gd_point_remove_tag(p, i);
+    for (size_t i = 0; i < s->nt; i++) {
+        const struct wtag *t = &s->t[i];
+        int rc = t->dead || tag_kept(s, i) ? 0 : gd_point_tag_n(p, t->k, t->kl, t->v, t->vl);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int tags_process(void *state, const gd_batch *in, gd_batch *out)
 {
     struct tagsp *s = state;
@@ -455,16 +514,18 @@ static int tags_process(void *state, const gd_batch *in, gd_batch *out)
         if (!changed)
             continue;
         for (; copied < i; copied++)
-            if (!gd_batch_copy_point(out, gd_batch_point(in, copied)))
+            if (!gd_batch_derive_point(out, gd_batch_point(in, copied)))
                 return GD_ENOMEM;
-        if ((rc = work_emit(s, out, gd_point_time(src))) < 0)
+        rc = s->fields_touched || s->m != s->m0 ? work_emit(s, out, gd_point_time(src))
+                                                : work_emit_tags(s, out, src);
+        if (rc < 0)
             return rc;
         copied = i + 1;
     }
     if (copied == 0)
         return GD_PASS;
     for (; copied < n; copied++)
-        if (!gd_batch_copy_point(out, gd_batch_point(in, copied)))
+        if (!gd_batch_derive_point(out, gd_batch_point(in, copied)))
             return GD_ENOMEM;
     return 0;
 }
@@ -482,6 +543,7 @@ static int compile_op(gd_instance *inst, size_t i, const struct op_cfg *c, struc
     const char *name = op_names[c->op];
     const char *why = NULL;
     o->c = c;
+    o->kind = c->op;
     o->tag = c->tag;
     o->field = c->field;
     switch (c->op) {

@@ -269,7 +269,7 @@ static void add_alert(struct th *t, gd_batch *out, const gd_point *p, const char
 /* Copy @p to @out, tagged with @worst when tag_state is set. */
 static void pass_point(const struct th *t, gd_batch *out, const gd_point *p, int worst)
 {
-    gd_point *c = gd_batch_copy_point(out, p);
+    gd_point *c = gd_batch_derive_point(out, p);
     if (c && t->cfg->tag_state && worst >= 0)
         gd_point_tag(c, t->cfg->tag_state, level_names[worst]);
 }
@@ -340,7 +340,7 @@ static int th_process(void *state, const gd_batch *in, gd_batch *out)
         }
         if (npend && !building) {
             for (; copied < i; copied++)
-                gd_batch_copy_point(out, gd_batch_point(in, copied));
+                gd_batch_derive_point(out, gd_batch_point(in, copied));
             building = true;
         }
         if (!building)
