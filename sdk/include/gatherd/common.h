@@ -22,7 +22,8 @@ extern "C" {
 /* Plugin ABI version. A plugin is accepted when its major equals the core's
  * and its minor is not newer than the core's (libuv's rule). */
 #define GD_ABI_MAJOR 1
-#define GD_ABI_MINOR 1 /* 1.1: gd_lp_parse, gd_batch_drop_last, gd_backpressure, \
+#define GD_ABI_MINOR 1 /* 1.1: gd_lp_parse, gd_batch_drop_last, gd_batch_derive_point, \
+                          gd_point_field_mut, gd_point_remove_tag/field, gd_backpressure, \
                           gd_emit_durable, gd_time_parse_rfc3339, GD_EPARSE */
 
 /* The error map: XX(NAME, "message"). Codes are negative, in this order. */
