@@ -842,6 +842,27 @@ int gd__rt_check(gd__rt *rt, FILE *out, FILE *err)
         for (size_t i = 0; i < set.n; i++)
             if (set.v[i]->kind == kind)
                 gd__inst_summary(set.v[i], out);
+    /* Plugins whose init() is free of outside effects check themselves too,
+     * with their debug output (plans, resolved settings) shown. */
+    int failed = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        gd__inst *in = set.v[i];
+        if (!(in->lib->desc.flags & GD_PLUGIN_TEST_INIT))
+            continue;
+        gd_log_setup(GD_DEBUG, (gd_log_format)set.g.log_format);
+        int rc = gd__inst_init(in);
+        gd_log_setup((gd_log_level)set.g.log_level, (gd_log_format)set.g.log_format);
+        if (rc < 0) {
+            fprintf(err, "%s: %s '%s': init failed: %s\n", in->where ? in->where : "",
+                    gd__kind_name(in->kind), in->head.name, gd_strerror(rc));
+            failed++;
+        }
+    }
+    if (failed) {
+        fprintf(err, "configuration is invalid\n");
+        gd__cfgset_free(&set);
+        return 1;
+    }
     fprintf(out, "configuration OK: %zu inputs, %zu processors, %zu outputs\n",
             count_kind(&set, GD_KIND_INPUT), count_kind(&set, GD_KIND_PROCESSOR),
             count_kind(&set, GD_KIND_OUTPUT));

@@ -550,6 +550,31 @@ Test(modbus, configuration_mistakes_are_explained)
     cr_expect_neq(gdt_run(args), 0, "a typo in a register is caught by -t");
 }
 
+Test(modbus, gatherd_t_shows_the_request_plan_and_catches_unknown_profiles)
+{
+    const char *conf =
+        "inputs = ( { plugin = \"modbus\"; name = \"chambers\";\n"
+        "  profiles = ( { name = \"p\"; registers = (\n"
+        "    { field = \"a\"; kind = \"holding\"; address = 0; format = \"int16\"; },\n"
+        "    { field = \"b\"; kind = \"holding\"; address = 5; format = \"float32\"; },\n"
+        "    { field = \"c\"; kind = \"holding\"; address = 200; format = \"uint16\"; } ); } );\n"
+        "  devices = ( { name = \"c1\"; url = \"tcp://127.0.0.1:1\"; profile = \"%s\"; } ); } );\n";
+    char text[1024], args[512];
+    snprintf(args, sizeof(args), "-t -c %s", gdt_path("gatherd.conf"));
+    snprintf(text, sizeof(text), conf, "p");
+    write_conf(text);
+    cr_assert_eq(gdt_run(args), 0);
+    char *err = gdt_read_file(gdt_path("err.txt"));
+    cr_assert(strstr(err, "3 fields in 2 requests: holding 0+7, holding 200+1"), "%s", err);
+    free(err);
+    snprintf(text, sizeof(text), conf, "nope");
+    write_conf(text);
+    cr_assert_neq(gdt_run(args), 0);
+    err = gdt_read_file(gdt_path("err.txt"));
+    cr_assert(strstr(err, "no profile named 'nope'"), "%s", err);
+    free(err);
+}
+
 Test(modbus, the_fleet_example_polls_fifty_chambers)
 {
     start_server(NULL, 1);

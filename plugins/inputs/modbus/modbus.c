@@ -1354,6 +1354,7 @@ static const struct gd_plugin mb_plugin = {
     .name = "modbus",
     .version = "0.1.0",
     .kind = GD_KIND_INPUT,
+    .flags = GD_PLUGIN_TEST_INIT, /* init() plans and checks; it connects to nothing */
     .summary = "Modbus TCP and RTU devices: register maps, profiles, coalesced reads",
     .options = mb_options,
     .config_size = sizeof(struct mb_cfg),

@@ -249,6 +249,13 @@ _Static_assert(sizeof(struct gd_plugin) == 64, "ABI: gd_plugin");
  * thread writes with its own state, in parallel with the others. */
 #define GD_PLUGIN_PARALLEL (1u << 0)
 
+/** Plugin flag: init() has no outside effects (it connects to nothing and
+ * writes nothing; threads it starts end in destroy()), so `gatherd -t` runs
+ * init() and destroy() of the plugin's instances, with debug logging, to
+ * show the checks and plans only init() can make (a Modbus request plan,
+ * an unknown profile). (ABI 1.1) */
+#define GD_PLUGIN_TEST_INIT (1u << 1)
+
 /** Initialiser for the version header of struct gd_plugin (abi_major,
  * abi_minor, struct_size). The ops structs set their own
  * `.struct_size = sizeof(struct gd_input_ops)` (or processor, output). */
