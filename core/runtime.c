@@ -462,6 +462,11 @@ static bool host_emit_durable(gd_instance *gi)
     return durable;
 }
 
+static const char *host_spool_dir(const gd_instance *gi)
+{
+    return ((const gd__inst *)gi)->spool_dir;
+}
+
 static const struct gd_core_host host = {
     .struct_size = sizeof(struct gd_core_host),
     .emit = host_emit,
@@ -477,6 +482,7 @@ static const struct gd_core_host host = {
     .shutdown_request = host_shutdown_request,
     .backpressure = host_backpressure,
     .emit_durable = host_emit_durable,
+    .spool_dir = host_spool_dir,
 };
 
 /* ---- inputs ---------------------------------------------------------- */

@@ -52,6 +52,7 @@ struct gd_core_host {
     void (*shutdown_request)(gd_instance *inst, const char *reason);
     bool (*backpressure)(gd_instance *inst);
     bool (*emit_durable)(gd_instance *inst);
+    const char *(*spool_dir)(const gd_instance *inst);
 };
 
 /* gd_core_attach() - install the daemon's service table (NULL detaches).

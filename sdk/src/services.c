@@ -135,6 +135,12 @@ bool gd_backpressure(gd_instance *inst)
     return h && inst && h->backpressure && h->backpressure(inst);
 }
 
+const char *gd_instance_spool_dir(const gd_instance *inst)
+{
+    const struct gd_core_host *h = get_host();
+    return h && inst && h->spool_dir ? h->spool_dir(inst) : NULL;
+}
+
 bool gd_emit_durable(gd_instance *inst)
 {
     const struct gd_core_host *h = get_host();

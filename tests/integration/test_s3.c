@@ -328,14 +328,14 @@ static void write_conf(const char *sim_opts, const char *s3_opts, const char *fi
 {
     char conf[4096];
     snprintf(conf, sizeof(conf),
-             "global: { shutdown_timeout = 20.0; };\n"
+             "global: { shutdown_timeout = 20.0; spool_dir = \"%s\"; };\n"
              "inputs = ( { plugin = \"sim\"; name = \"sim\"; %s } );\n"
              "outputs = ( { plugin = \"s3\"; name = \"arch\"; bucket = \"" BUCKET "\";\n"
-             "              endpoint = \"%s\"; path_style = true; spool_dir = \"%s\";\n"
+             "              endpoint = \"%s\"; path_style = true;\n"
              "              flush_timeout = 3.0; %s },\n"
              "            { plugin = \"file\"; name = \"copy\"; path = \"%s\"; format = \"%s\";\n"
              "              flush_interval = 0.0; } );\n",
-             sim_opts, endpoint(), gdt_path("spool"), s3_opts, gdt_path("copy.txt"), file_format);
+             gdt_path("spool"), sim_opts, endpoint(), s3_opts, gdt_path("copy.txt"), file_format);
     gdt_write_file(gdt_path("gatherd.conf"), conf);
 }
 
@@ -352,8 +352,10 @@ static char *run(int timeout_s)
 static size_t spool_files(void)
 {
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "ls %s/arch 2>/dev/null | grep -c -E '\\.(open|ready)$'",
-             gdt_path("spool"));
+    /* global.spool_dir/arch/objects by default, spool_dir/arch when set */
+    snprintf(cmd, sizeof(cmd),
+             "ls %s/arch %s/arch/objects 2>/dev/null | grep -c -E '\\.(open|ready)$'",
+             gdt_path("spool"), gdt_path("spool"));
     FILE *f = popen(cmd, "r");
     size_t n = 0;
     if (f) {
@@ -650,11 +652,11 @@ Test(s3, objects_left_by_a_failed_run_go_up_at_the_next_start)
              dead);
     char conf[4096];
     snprintf(conf, sizeof(conf),
-             "global: { shutdown_timeout = 20.0; };\n"
+             "global: { shutdown_timeout = 20.0; spool_dir = \"%s\"; };\n"
              "inputs = ( { plugin = \"sim\"; name = \"sim\"; " SIM_FINITE(
                  6000) " } );\n"
                        "outputs = ( { plugin = \"s3\"; name = \"arch\"; bucket = \"" BUCKET "\";\n"
-                       "              path_style = true; spool_dir = \"%s\"; flush_timeout = 1.0;\n"
+                       "              path_style = true; flush_timeout = 1.0;\n"
                        "              format = \"line\"; %s },\n"
                        "            { plugin = \"file\"; name = \"copy\"; path = \"%s\"; } );\n",
              gdt_path("spool"), conf_opts, gdt_path("copy.txt"));

@@ -153,8 +153,9 @@ static const struct gd_option s3_options[] = {
     GD_OPT_INT("multipart_bytes", "16777216", 1024, 5368709120.0, 0, OFF(multipart_bytes),
                "objects larger than this go up as a multipart upload in parts of this size "
                "(AWS: at least 5 MiB)"),
-    GD_OPT_STRING("spool_dir", "/var/lib/gatherd/spool/s3", 0, OFF(spool_dir),
-                  "objects are built here, in a subdirectory named after the instance"),
+    GD_OPT_STRING("spool_dir", NULL, 0, OFF(spool_dir),
+                  "objects are built here, in a subdirectory named after the instance "
+                  "(default: global.spool_dir/<instance>/objects)"),
     GD_OPT_INT("spool_max_bytes", "1073741824", 1024, 1e15, 0, OFF(spool_max_bytes),
                "above this many spooled bytes write() reports a retry (backpressure)"),
     GD_OPT_DURATION("timeout", "60s", 0.1, 3600, 0, OFF(timeout), "whole-request timeout"),
@@ -1898,10 +1899,19 @@ static int setup_curl(struct s3 *s)
 static int setup_spool(struct s3 *s)
 {
     gd_buf dir = {0};
-    const char *name = gd_instance_name(s->inst);
-    int rc = gd_buf_printf(&dir, "%s/", s->cfg->spool_dir);
-    if (rc == 0)
-        rc = put_clean(&dir, name, strlen(name));
+    const char *name = gd_instance_name(s->inst), *base = gd_instance_spool_dir(s->inst);
+    int rc;
+    if (s->cfg->spool_dir) {
+        rc = gd_buf_printf(&dir, "%s/", s->cfg->spool_dir);
+        if (rc == 0)
+            rc = put_clean(&dir, name, strlen(name));
+    } else if (base) {
+        /* beside the core's queue spool of this output, if it has one */
+        rc = gd_buf_printf(&dir, "%s/objects", base);
+    } else {
+        gd_log(s->inst, GD_ERROR, "s3: no spool directory: set spool_dir");
+        return GD_ECONFIG;
+    }
     s->dir = dir.data;
     if (rc < 0)
         return rc;

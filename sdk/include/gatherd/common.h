@@ -24,7 +24,8 @@ extern "C" {
 #define GD_ABI_MAJOR 1
 #define GD_ABI_MINOR 1 /* 1.1: gd_lp_parse, gd_batch_drop_last, gd_batch_derive_point, \
                           gd_point_field_mut, gd_point_remove_tag/field, gd_backpressure, \
-                          gd_emit_durable, gd_time_parse_rfc3339, GD_EPARSE */
+                          gd_emit_durable, gd_instance_spool_dir, gd_time_parse_rfc3339, \
+                          GD_EPARSE */
 
 /* The error map: XX(NAME, "message"). Codes are negative, in this order. */
 #define GD_ERRNO_MAP(XX)                                                                           \

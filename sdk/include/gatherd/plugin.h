@@ -348,6 +348,12 @@ GD_EXPORT int gd_call_on_loop(gd_instance *inst, void (*cb)(void *ctx), void *ct
  * client leaves messages unacknowledged. Thread-safe. (ABI 1.1) */
 GD_EXPORT bool gd_backpressure(gd_instance *inst);
 
+/** gd_instance_spool_dir() - the directory this instance may keep files in
+ * across restarts: `global.spool_dir/<instance name>` (not created here;
+ * the core's own queue spool uses its top level, so put plugin files in a
+ * subdirectory). Copy it in init(); NULL without a daemon. (ABI 1.1) */
+GD_EXPORT const char *gd_instance_spool_dir(const gd_instance *inst);
+
 /** gd_emit_durable() - true when every output is configured so that a
  * gd_emit() that returned 0 left the points on disk: `queue.overflow =
  * "spool"` with `spool_always = true` and `spool_sync = "batch"` (the push
