@@ -11,6 +11,7 @@
  * known: the key goes to a reused scratch buffer, field slots are found by
  * position first.
  */
+#include "fieldslots.h"
 #include "series.h"
 #include <fnmatch.h>
 #include <math.h>
@@ -18,7 +19,6 @@
 #include <string.h>
 
 #define NS_PER_S   1e9
-#define SLOT_SNAME 24 /* field names shorter than this live in the slot */
 
 struct db_cfg {
     gd_strlist fields;
@@ -30,9 +30,7 @@ struct db_cfg {
 
 /* The last passed value of one field of a series. */
 struct slot {
-    char *name; /* sname when it fits: no extra cache line per lookup */
-    char sname[SLOT_SNAME];
-    uint32_t name_len;
+    struct field_slot fs; /* first */
     bool selected; /* matches `fields` */
     bool has;      /* a value has passed */
     uint32_t type; /* gd_ftype of the value last passed */
@@ -45,8 +43,7 @@ struct slot {
 
 struct entry {
     series head;
-    struct slot *slots;
-    size_t nslots, cap;
+    struct field_slots slots; /* of struct slot */
 };
 
 struct db {
@@ -61,12 +58,9 @@ struct db {
 
 static void entry_release(struct entry *e)
 {
-    for (size_t i = 0; i < e->nslots; i++) {
-        if (e->slots[i].name != e->slots[i].sname)
-            free(e->slots[i].name);
-        free(e->slots[i].str);
-    }
-    free(e->slots);
+    for (size_t i = 0; i < e->slots.n; i++)
+        free(((struct slot *)field_slots_at(&e->slots, sizeof(struct slot), i))->str);
+    field_slots_free(&e->slots, sizeof(struct slot));
 }
 
 static bool selected(const struct db_cfg *c, const char *name)
@@ -82,32 +76,12 @@ static bool selected(const struct db_cfg *c, const char *name)
 /* The slot of field @f, the @pos-th of its point; created on first sight. */
 static struct slot *slot_of(struct db *d, struct entry *e, const gd_field *f, size_t pos)
 {
-    if (pos < e->nslots && e->slots[pos].name_len == f->key_len &&
-        series_same(e->slots[pos].name, f->key, f->key_len))
-        return &e->slots[pos];
-    for (size_t i = 0; i < e->nslots; i++)
-        if (e->slots[i].name_len == f->key_len && series_same(e->slots[i].name, f->key, f->key_len))
-            return &e->slots[i];
-    if (e->nslots == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 4;
-        struct slot *s = realloc(e->slots, cap * sizeof(*s));
-        if (!s)
-            return NULL;
-        e->slots = s;
-        e->cap = cap;
-        for (size_t i = 0; i < e->nslots; i++) /* short names moved with their slot */
-            if (s[i].name_len < SLOT_SNAME)
-                s[i].name = s[i].sname;
-    }
-    struct slot *s = &e->slots[e->nslots];
-    memset(s, 0, sizeof(*s));
-    s->name = f->key_len < SLOT_SNAME ? memcpy(s->sname, f->key, f->key_len)
-                                      : strndup(f->key, f->key_len);
-    if (!s->name)
-        return NULL;
-    s->name_len = f->key_len;
-    s->selected = selected(d->cfg, s->name);
-    e->nslots++;
+    long i = field_slots_find(&e->slots, sizeof(struct slot), f->key, f->key_len, pos);
+    if (i >= 0)
+        return field_slots_at(&e->slots, sizeof(struct slot), (size_t)i);
+    struct slot *s = field_slots_add(&e->slots, sizeof(struct slot), f->key, f->key_len);
+    if (s)
+        s->selected = selected(d->cfg, s->fs.name);
     return s;
 }
 

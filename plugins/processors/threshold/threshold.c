@@ -14,6 +14,7 @@
  * lock (the core never runs two of them at once). Per-series state is
  * bounded by max_series (least recently used forgotten).
  */
+#include "fieldslots.h"
 #include "series.h"
 #include <fnmatch.h>
 #include <float.h>
@@ -22,7 +23,6 @@
 #include <string.h>
 
 #define NS_PER_S   1e9
-#define SLOT_SNAME 24      /* field names shorter than this live in the slot */
 #define NO_LIMIT   "1e308" /* an unset limit; values never reach it */
 #define UNSET      1e307   /* any limit beyond this magnitude is unset */
 
@@ -53,9 +53,7 @@ static const char *const level_names[] = {"ok", "warning", "critical"};
 static const char *const side_names[] = {"", "high", "low"};
 
 struct slot {
-    char *name; /* sname when it fits: no extra cache line per lookup */
-    char sname[SLOT_SNAME];
-    uint32_t name_len;
+    struct field_slot fs; /* first */
     long rule; /* index of the first rule whose globs match, -1: none */
     struct state cur, pending;
     bool has_pending;
@@ -64,8 +62,7 @@ struct slot {
 
 struct entry {
     series head;
-    struct slot *slots;
-    size_t nslots, cap;
+    struct field_slots slots; /* of struct slot */
 };
 
 /* An alert due for the point in hand. */
@@ -154,10 +151,7 @@ static double limit_of(const struct rule_cfg *r, struct state from, struct state
 
 static void entry_release(struct entry *e)
 {
-    for (size_t k = 0; k < e->nslots; k++)
-        if (e->slots[k].name != e->slots[k].sname)
-            free(e->slots[k].name);
-    free(e->slots);
+    field_slots_free(&e->slots, sizeof(struct slot));
 }
 
 static long rule_for(const struct th *t, const char *name)
@@ -173,32 +167,12 @@ static long rule_for(const struct th *t, const char *name)
 
 static struct slot *slot_of(struct th *t, struct entry *e, const gd_field *f, size_t pos)
 {
-    if (pos < e->nslots && e->slots[pos].name_len == f->key_len &&
-        series_same(e->slots[pos].name, f->key, f->key_len))
-        return &e->slots[pos];
-    for (size_t k = 0; k < e->nslots; k++)
-        if (e->slots[k].name_len == f->key_len && series_same(e->slots[k].name, f->key, f->key_len))
-            return &e->slots[k];
-    if (e->nslots == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 4;
-        struct slot *s = realloc(e->slots, cap * sizeof(*s));
-        if (!s)
-            return NULL;
-        e->slots = s;
-        e->cap = cap;
-        for (size_t i = 0; i < e->nslots; i++) /* short names moved with their slot */
-            if (s[i].name_len < SLOT_SNAME)
-                s[i].name = s[i].sname;
-    }
-    struct slot *s = &e->slots[e->nslots];
-    memset(s, 0, sizeof(*s));
-    s->name = f->key_len < SLOT_SNAME ? memcpy(s->sname, f->key, f->key_len)
-                                      : strndup(f->key, f->key_len);
-    if (!s->name)
-        return NULL;
-    s->name_len = f->key_len;
-    s->rule = rule_for(t, s->name);
-    e->nslots++;
+    long i = field_slots_find(&e->slots, sizeof(struct slot), f->key, f->key_len, pos);
+    if (i >= 0)
+        return field_slots_at(&e->slots, sizeof(struct slot), (size_t)i);
+    struct slot *s = field_slots_add(&e->slots, sizeof(struct slot), f->key, f->key_len);
+    if (s)
+        s->rule = rule_for(t, s->fs.name);
     return s;
 }
 
@@ -334,7 +308,7 @@ static int th_process(void *state, const gd_batch *in, gd_batch *out)
             struct state prev;
             if (step(t, s, v, ts, &prev) && grow_pend(t, npend + 1) == 0)
                 t->pend[npend++] =
-                    (struct pend){.slot = (size_t)(s - e->slots), .prev = prev, .v = v};
+                    (struct pend){.slot = (size_t)(s - (struct slot *)e->slots.v), .prev = prev, .v = v};
             if ((int)s->cur.level > worst)
                 worst = s->cur.level;
         }
@@ -347,8 +321,8 @@ static int th_process(void *state, const gd_batch *in, gd_batch *out)
             continue;
         pass_point(t, out, p, worst);
         for (size_t k = 0; k < npend; k++) {
-            const struct slot *s = &e->slots[t->pend[k].slot];
-            add_alert(t, out, p, s->name, &t->rules[s->rule], t->pend[k].prev, s->cur,
+            const struct slot *s = field_slots_at(&e->slots, sizeof(*s), t->pend[k].slot);
+            add_alert(t, out, p, s->fs.name, &t->rules[s->rule], t->pend[k].prev, s->cur,
                       t->pend[k].v);
         }
         copied = i + 1;
