@@ -15,6 +15,7 @@
  * recycled through a free list, so the steady state allocates nothing per
  * point.
  */
+#include "fieldslots.h"
 #include "series.h"
 #include "sketch.h"
 #include <errno.h>
@@ -28,7 +29,6 @@
 #define NS_PER_S    1e9
 #define TICK_MIN_MS 50 /* the close timer's period: period / 10, within these */
 #define TICK_MAX_MS 1000
-#define SLOT_SNAME  24 /* field names shorter than this live in the slot */
 
 struct agg_cfg {
     double period;
@@ -75,21 +75,23 @@ struct win {
 
 /* One field name seen in a series, with its output field names. */
 struct slot {
-    char *name; /* sname when it fits: no extra cache line per lookup */
-    char sname[SLOT_SNAME];
-    uint32_t name_len;
+    struct field_slot fs; /* first */
     bool selected;
     char **out; /* "<name>_<function>", one per function */
 };
 
 struct entry {
     series head;
-    struct slot *slots;
-    size_t nslots, cap;
+    struct field_slots slots; /* of struct slot */
     struct win *wins;
     int64_t closed_until; /* end of the latest window closed */
     bool has_closed;
 };
+
+static inline struct slot *slot_at(const struct entry *e, size_t k)
+{
+    return field_slots_at(&e->slots, sizeof(struct slot), k);
+}
 
 struct agg;
 
@@ -163,11 +165,11 @@ static struct acc *acc_of(struct agg *a, struct entry *e, struct win **wp, size_
         struct win **pp = &e->wins;
         while (*pp != w)
             pp = &(*pp)->next;
-        struct win *n = realloc(w, sizeof(*w) + e->cap * sizeof(w->acc[0]));
+        struct win *n = realloc(w, sizeof(*w) + e->slots.cap * sizeof(w->acc[0]));
         if (!n)
             return NULL;
-        memset(&n->acc[n->cap], 0, (e->cap - n->cap) * sizeof(n->acc[0]));
-        n->cap = e->cap;
+        memset(&n->acc[n->cap], 0, (e->slots.cap - n->cap) * sizeof(n->acc[0]));
+        n->cap = e->slots.cap;
         *pp = *wp = w = n;
     }
     struct acc *c = &w->acc[k];
@@ -242,12 +244,12 @@ static void win_emit(struct agg *a, const struct entry *e, struct win *w, gd_bat
     if (!p)
         return;
     size_t added = 0;
-    for (size_t k = 0; k < w->cap && k < e->nslots; k++) {
+    for (size_t k = 0; k < w->cap && k < e->slots.n; k++) {
         struct acc *c = &w->acc[k];
         if (c->n == 0)
             continue;
         for (size_t i = 0; i < a->nfn; i++) {
-            const char *key = e->slots[k].out[i];
+            const char *key = slot_at(e, k)->out[i];
             int rc = a->fn[i].kind == FN_COUNT ? gd_point_i64(p, key, (int64_t)c->n)
                                                : gd_point_f64(p, key, fn_value(a, &a->fn[i], c));
             added += rc == 0;
@@ -295,14 +297,12 @@ static size_t close_all(struct agg *a, struct entry *e, gd_batch *b)
 
 static void entry_release(struct agg *a, struct entry *e)
 {
-    for (size_t k = 0; k < e->nslots; k++) {
+    for (size_t k = 0; k < e->slots.n; k++) {
         for (size_t i = 0; i < a->nfn; i++)
-            free(e->slots[k].out[i]);
-        free(e->slots[k].out);
-        if (e->slots[k].name != e->slots[k].sname)
-            free(e->slots[k].name);
+            free(slot_at(e, k)->out[i]);
+        free(slot_at(e, k)->out);
     }
-    free(e->slots);
+    field_slots_free(&e->slots, sizeof(struct slot));
     while (e->wins) {
         struct win *w = e->wins;
         e->wins = w->next;
@@ -320,54 +320,40 @@ static bool selected(const struct agg_cfg *c, const char *name)
     return false;
 }
 
-static int slot_init(struct agg *a, struct slot *s, const gd_field *f)
+/* The output field names "<name>_<function>" of field @f (NULL when out of
+ * memory). */
+static char **out_names(struct agg *a, const gd_field *f)
 {
-    memset(s, 0, sizeof(*s));
-    s->name = f->key_len < SLOT_SNAME ? memcpy(s->sname, f->key, f->key_len)
-                                      : strndup(f->key, f->key_len);
-    s->out = calloc(a->nfn, sizeof(*s->out));
-    if (!s->name || !s->out)
-        goto out_free;
-    for (size_t i = 0; i < a->nfn; i++)
-        if (asprintf(&s->out[i], "%s_%s", s->name, a->fn[i].name) < 0) {
-            s->out[i] = NULL;
-            goto out_free;
+    char **out = calloc(a->nfn, sizeof(*out));
+    for (size_t i = 0; out && i < a->nfn; i++) {
+        if (asprintf(&out[i], "%.*s_%s", (int)f->key_len, f->key, a->fn[i].name) < 0) {
+            out[i] = NULL;
+            while (i--)
+                free(out[i]);
+            free(out);
+            out = NULL;
         }
-    s->name_len = f->key_len;
-    s->selected = selected(a->cfg, s->name);
-    return 0;
-out_free:
-    for (size_t i = 0; s->out && i < a->nfn; i++)
-        free(s->out[i]);
-    free(s->out);
-    if (s->name != s->sname)
-        free(s->name);
-    return GD_ENOMEM;
+    }
+    return out;
 }
 
 /* The index of the slot of field @f (the @pos-th of its point), or -1. */
 static long slot_of(struct agg *a, struct entry *e, const gd_field *f, size_t pos)
 {
-    if (pos < e->nslots && e->slots[pos].name_len == f->key_len &&
-        series_same(e->slots[pos].name, f->key, f->key_len))
-        return (long)pos;
-    for (size_t k = 0; k < e->nslots; k++)
-        if (e->slots[k].name_len == f->key_len && series_same(e->slots[k].name, f->key, f->key_len))
-            return (long)k;
-    if (e->nslots == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 4;
-        struct slot *s = realloc(e->slots, cap * sizeof(*s));
-        if (!s)
-            return -1;
-        e->slots = s;
-        e->cap = cap;
-        for (size_t i = 0; i < e->nslots; i++) /* short names moved with their slot */
-            if (s[i].name_len < SLOT_SNAME)
-                s[i].name = s[i].sname;
-    }
-    if (slot_init(a, &e->slots[e->nslots], f) < 0)
+    long i = field_slots_find(&e->slots, sizeof(struct slot), f->key, f->key_len, pos);
+    if (i >= 0)
+        return i;
+    char **out = out_names(a, f);
+    struct slot *s = out ? field_slots_add(&e->slots, sizeof(*s), f->key, f->key_len) : NULL;
+    if (!s) {
+        for (size_t k = 0; out && k < a->nfn; k++)
+            free(out[k]);
+        free(out);
         return -1;
-    return (long)e->nslots++;
+    }
+    s->out = out;
+    s->selected = selected(a->cfg, s->fs.name);
+    return (long)e->slots.n - 1;
 }
 
 static bool is_numeric(uint32_t type)
@@ -401,7 +387,7 @@ static struct win *window_of(struct agg *a, struct entry *e, int64_t start)
         pp = &(*pp)->next;
     if (*pp && (*pp)->start == start)
         return *pp;
-    struct win *w = win_new(a, start, e->cap);
+    struct win *w = win_new(a, start, e->slots.cap);
     if (!w)
         return NULL;
     w->next = *pp;
@@ -422,7 +408,7 @@ static bool add_point(struct agg *a, struct entry *e, const gd_point *p, int64_t
         if (!is_numeric(f[k].type))
             continue;
         long s = slot_of(a, e, &f[k], k);
-        if (s < 0 || !e->slots[s].selected)
+        if (s < 0 || !slot_at(e, (size_t)s)->selected)
             continue;
         if (!w && !(w = window_of(a, e, start)))
             return added;
