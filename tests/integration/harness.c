@@ -125,6 +125,15 @@ static unsigned long long field_in_line(const char *p, const char *eol, const ch
     return strtoull(k + strlen(key), NULL, 10);
 }
 
+char *gdt_daemon_log(void)
+{
+    char *log = gdt_read_file(gdt_path("daemon.err"));
+    cr_assert(!strstr(log, "AddressSanitizer") && !strstr(log, "LeakSanitizer") &&
+                  !strstr(log, "runtime error:"),
+              "sanitizer report:\n%s", log);
+    return log;
+}
+
 gdt_counters gdt_counters_of(const char *log, const char *who)
 {
     gdt_counters c = {0};

@@ -39,6 +39,10 @@ pid_t gdt_spawn(const char *conf);
  * 128+signal, or -1 after killing it on timeout. */
 int gdt_wait_exit(pid_t pid, int timeout_s);
 
+/* gdt_daemon_log() - daemon.err of the last gdt_spawn() (malloc'd); asserts
+ * it holds no AddressSanitizer, LeakSanitizer or UBSan report. */
+char *gdt_daemon_log(void);
+
 /* The counters an instance logs at shutdown:
  * "[output:file/main] received=.. delivered=.. dropped=.. retries=.. errors=.. ... queued=..". */
 typedef struct gdt_counters {

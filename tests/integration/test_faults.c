@@ -41,15 +41,6 @@ static void faults_fini(void)
 
 TestSuite(faults, .init = gdt_setup, .fini = faults_fini, .timeout = 240);
 
-static char *daemon_log(void)
-{
-    char *log = gdt_read_file(gdt_path("daemon.err"));
-    cr_assert(!strstr(log, "AddressSanitizer") && !strstr(log, "LeakSanitizer") &&
-                  !strstr(log, "runtime error:"),
-              "sanitizer report:\n%s", log);
-    return log;
-}
-
 /* ---- sequence sets ------------------------------------------------------- */
 
 struct seqs {
@@ -174,7 +165,7 @@ Test(faults, kill_9_with_the_spool_loses_nothing_that_was_handed_over)
     write_conf(run2);
     pid = gdt_spawn(gdt_path("gatherd.conf"));
     int code = gdt_wait_exit(pid, 120);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     cr_assert(strstr(log, "replaying"), "nothing replayed:\n%s", log);
     gdt_counters t = gdt_counters_of(log, "output:fault/target");
@@ -226,10 +217,10 @@ Test(faults, a_full_spool_filesystem_drops_the_oldest_and_keeps_running)
     write_conf(conf);
     pid_t pid = gdt_spawn(gdt_path("gatherd.conf"));
     gdt_msleep(5000);
-    cr_assert_eq(kill(pid, 0), 0, "gatherd died on a full disk:\n%s", daemon_log());
+    cr_assert_eq(kill(pid, 0), 0, "gatherd died on a full disk:\n%s", gdt_daemon_log());
     cr_assert_eq(kill(pid, SIGTERM), 0);
     int code = gdt_wait_exit(pid, 30);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     gdt_counters t = gdt_counters_of(log, "output:fault/target");
     cr_assert_gt(t.received, 100000, "the disk filled with %llu points", t.received);
@@ -266,7 +257,7 @@ Test(faults, sighup_with_a_changed_config_every_2_s_loses_nothing)
         reloads++;
     }
     int code = gdt_wait_exit(pid, 60);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     cr_assert_geq(reloads, 3);
     cr_assert(strstr(log, "SIGHUP"), "no reload logged:\n%s", log);
@@ -311,7 +302,7 @@ Test(faults, postgres_stopped_for_60_s_at_20000_points_per_s_loses_nothing)
     gdt_msleep(4000);
     cr_assert_eq(kill(pid, SIGTERM), 0);
     int code = gdt_wait_exit(pid, 90);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     gdt_counters c = gdt_counters_of(log, "output:postgres/pg");
     cr_assert_eq(c.dropped, 0, "%s", log);
@@ -395,7 +386,7 @@ Test(faults, influxdb_unreachable_for_30_s_loses_nothing)
     gdt_msleep(3000);
     cr_assert_eq(kill(pid, SIGTERM), 0);
     int code = gdt_wait_exit(pid, 90);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     gdt_counters c = gdt_counters_of(log, "output:influxdb/tsdb");
     cr_assert_eq(c.dropped, 0, "%s", log);

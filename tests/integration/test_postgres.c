@@ -402,15 +402,6 @@ static int run_conf(int timeout_s, const char *fmt, ...)
 
 /* The daemon's log; a sanitizer report in it fails the test (the exit code
  * of some runs is not checked). */
-static char *daemon_log(void)
-{
-    char *log = gdt_read_file(gdt_path("daemon.err"));
-    cr_assert(!strstr(log, "AddressSanitizer") && !strstr(log, "LeakSanitizer") &&
-                  !strstr(log, "runtime error:"),
-              "sanitizer report:\n%s", log);
-    return log;
-}
-
 static size_t count_str(const char *s, const char *needle)
 {
     size_t n = 0;
@@ -462,7 +453,7 @@ Test(postgres, narrow_layout_stores_every_field_once_with_time_tags_and_values)
     int code = run_conf(60, SIM_CONF, "20s", 400, "0.2", ODD_SIM_OPTIONS, GOOD_INPUT,
                         gdt_path("points.lp"),
                         pg_out("narrow", "layout = \"narrow\"; copy_format = \"text\";"));
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_gt(f.n, 400, "sim and good_input points in the file (%zu)", f.n);
@@ -493,7 +484,7 @@ Test(postgres, wide_layout_creates_and_extends_tables_with_typed_columns)
     int code =
         run_conf(60, SIM_CONF, "20s", 400, "0.2", ODD_SIM_OPTIONS, GOOD_INPUT,
                  gdt_path("points.lp"), pg_out("wide", "layout = \"wide\"; timescaledb = true;"));
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     gdt_counters c = gdt_counters_of(log, "output:postgres/wide");
@@ -529,7 +520,7 @@ Test(postgres, dedupe_stores_points_written_twice_once)
      * dedupe (rightly) takes points with equal time (us) and tags for one. */
     int code =
         run_conf(60, SIM_CONF, "20s", 400, "0.2", ODD_SIM_OPTIONS, "", gdt_path("points.lp"), outs);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     const char *names[] = {"postgres/wide-a", "postgres/wide-b", "postgres/narrow-a",
@@ -577,7 +568,7 @@ Test(postgres, server_down_at_start_and_stopped_for_20_seconds_loses_nothing)
     sleep(20);
     gdt_pg_start(&srv);
     int code = gdt_wait_exit(pid, 60);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_eq(f.n, 3600);
@@ -611,7 +602,7 @@ Test(postgres, data_errors_drop_only_the_bad_points)
     snprintf(outs, sizeof(outs), "%s,\n%s", pg_out("wide", "layout = \"wide\";"),
              pg_out("narrow", "layout = \"narrow\"; dedupe = true;"));
     int code = run_conf(60, SIM_CONF, "20s", 600, "0.05", "", "", gdt_path("points.lp"), outs);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_eq(f.n, 600);
@@ -656,7 +647,7 @@ Test(postgres, hostile_measurement_and_schema_names_are_literal_identifiers)
     int code = run_conf(60, SIM_CONF, "20s", 200, "0.2", opts, "", gdt_path("points.lp"),
                         pg_out("wide", "layout = \"wide\"; schema = \"odd \\\"schema\\\"\";"
                                        "table = \"m_{measurement}\"; dedupe = true;"));
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     struct lp_file f = lp_read(gdt_path("points.lp"));
     cr_assert_eq(f.n, 200);
@@ -685,7 +676,7 @@ Test(postgres, missing_database_and_privileges_are_clear_errors_and_lose_nothing
         "{ plugin = \"postgres\"; name = \"nodb\"; conninfo = \"%s\"; retry_max = \"200ms\"; }",
         conninfo);
     run_conf(30, SIM_CONF, "2s", 20, "0", "", "", gdt_path("nodb.lp"), out);
-    char *log = daemon_log();
+    char *log = gdt_daemon_log();
     cr_assert(strstr(log, "database \"nope\" does not exist"), "%s", log);
     cr_assert(strstr(log, " error [output:postgres/nodb] postgres: cannot connect"), "%s", log);
     cr_assert_eq(gdt_counters_of(log, "output:postgres/nodb").delivered, 0);
@@ -711,7 +702,7 @@ Test(postgres, missing_database_and_privileges_are_clear_errors_and_lose_nothing
     for (int i = 0; i < 100; i++) {
         gdt_msleep(100);
         free(early);
-        early = daemon_log();
+        early = gdt_daemon_log();
         if (strstr(early, "permission denied for table chamber"))
             break;
     }
@@ -721,7 +712,7 @@ Test(postgres, missing_database_and_privileges_are_clear_errors_and_lose_nothing
     free(early);
     sql(db_, "GRANT INSERT ON chamber TO limited");
     int code = gdt_wait_exit(pid, 60);
-    log = daemon_log();
+    log = gdt_daemon_log();
     cr_assert_eq(code, 0, "exit %d:\n%s", code, log);
     gdt_counters c = gdt_counters_of(log, "output:postgres/limited");
     cr_assert_eq(c.dropped, 0, "%s", log);
