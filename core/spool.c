@@ -259,12 +259,13 @@ static void seg_path(const gd__spool *s, uint64_t id, const char *ext, char *buf
     snprintf(buf, n, "%s/%020" PRIu64 ".%s", s->dir, id, ext);
 }
 
-static struct seg *seg_find(gd__spool *s, uint64_t id)
+/* The index of segment @id in s->segs, or -1 (evicted or deleted). */
+static long seg_index(const gd__spool *s, uint64_t id)
 {
     for (size_t i = 0; i < s->nsegs; i++)
         if (s->segs[i].id == id)
-            return &s->segs[i];
-    return NULL;
+            return (long)i;
+    return -1;
 }
 
 static void seg_remove(gd__spool *s, size_t i)
@@ -672,9 +673,10 @@ int gd__spool_append(gd__spool *s, const gd_batch *b, gd__spool_rec *rec,
 
 int gd__spool_read(gd__spool *s, const gd__spool_rec *r, gd_batch **out)
 {
-    struct seg *g = seg_find(s, r->seg);
-    if (!g)
+    long i = seg_index(s, r->seg);
+    if (i < 0)
         return GD_ENOENT;
+    struct seg *g = &s->segs[i];
     gd_buf buf = {0};
     int rc = gd_buf_reserve(&buf, r->len);
     if (rc < 0)
@@ -690,10 +692,8 @@ int gd__spool_read(gd__spool *s, const gd__spool_rec *r, gd_batch **out)
 
 void gd__spool_ack(gd__spool *s, const gd__spool_rec *r)
 {
-    size_t i;
-    for (i = 0; i < s->nsegs && s->segs[i].id != r->seg; i++)
-        ;
-    if (i == s->nsegs)
+    long i = seg_index(s, r->seg);
+    if (i < 0)
         return;
     struct seg *g = &s->segs[i];
     if (r->idx < g->acked)
@@ -723,7 +723,7 @@ void gd__spool_ack(gd__spool *s, const gd__spool_rec *r)
         g->bits[k] = shift_bits ? (uint8_t)(lo >> shift_bits | hi << (8 - shift_bits)) : lo;
     }
     if (g->sealed && g->acked >= g->nrecs)
-        seg_remove(s, i);
+        seg_remove(s, (size_t)i);
     else
         seg_write_ack(s, g);
 }
